@@ -1,0 +1,1 @@
+"""evoforge agents: Researcher, Engineer, Analyzer, the LLM client and the offline operators."""

@@ -1,0 +1,1 @@
+"""evoforge cognition: the LMDB-backed store of candidates, results, insights and LLM calls."""
