@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Host tools the image bootstrap needs (debootstrap). Installed from Debian packages when missing.
+set -euo pipefail
+missing=()
+command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" != "0" ] || [ ! -f /etc/debian_version ]; then
+  echo "host-deps: missing ${missing[*]}: install them (e.g. \`sudo apt-get install ${missing[*]}\`) and rerun" >&2
+  exit 1
+fi
+echo "host-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq "${missing[@]}" >/dev/null
