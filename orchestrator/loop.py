@@ -1,0 +1,634 @@
+"""The evolution loop: propose -> evaluate -> analyse -> commit, pipelined with asyncio.
+
+Shape of one run, visible top to bottom here:
+
+    proposers (K)  --bounded queue-->  evaluators (N slots)  --one txn per iteration-->  store
+
+Determinism and crash safety come from three rules:
+
+1. Iteration `i` chooses its parent from the candidates of iterations `<= i - LAG`, all of them
+   finished, added to the sampler in iteration order, with an rng seeded by (run seed, i).
+   Selection therefore does not depend on timing, and a resumed run makes the same choices.
+2. Proposals are stored (with the LLM calls that made them) in iteration order, so what is
+   stored is always a prefix; a proposal lost in a crash is made again, identically offline.
+3. A candidate's evaluations, its final state, the insights about it and the run's counters
+   commit in ONE transaction. A candidate stored as proposed but not finished is re-queued on
+   resume; none is evaluated twice in the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from agents.analyzer import AnalysisContext
+from agents.diff import unified_diff
+from agents.engineer import Engineer, EngineeringResult
+from agents.researcher import Proposal, ResearchContext
+from cognition.records import Candidate, Evaluation, Event, Insight, Run, new_id
+from orchestrator.budget import Budget, BudgetTracker, Usage
+from orchestrator.errors import EvoforgeError, SandboxError
+from orchestrator.log import get_logger
+from orchestrator.sampling.base import Member
+from orchestrator.task import Task
+
+log = get_logger("evoforge.loop")
+
+#: How many recent failures the Researcher is shown.
+RECENT_FAILURES = 3
+#: Offline proposals that are exact/near duplicates are retried this many times.
+NOVELTY_RETRIES = 4
+#: Waiting for a lost Docker daemon before giving up on a run.
+LOST_RETRY_DELAYS = (2, 5, 10, 20, 30)
+
+
+@dataclass(frozen=True)
+class LoopOptions:
+    eval_concurrency: int = 2
+    proposal_concurrency: int = 2
+    num_inspirations: int = 2
+    insights_k: int = 5
+    repair_attempts: int = 1
+    candidate_images: str = "best"  # all | improving | best | none
+
+    @property
+    def lag(self) -> int:
+        return self.eval_concurrency + self.proposal_concurrency
+
+
+class EvolutionLoop:
+    """Drives one run. Build it with everything it needs; `await loop.run()`."""
+
+    def __init__(
+        self,
+        *,
+        store: Any,
+        task: Task,
+        run: Run,
+        sandbox: Any,
+        researcher: Any,
+        analyzer: Any,
+        sampler: Any,
+        budget: Budget,
+        options: LoopOptions,
+        novelty: Any = None,
+        image_builder: Callable[[Candidate, EngineeringResult], str | None] | None = None,
+        on_progress: Callable[[dict[str, Any]], None] | None = None,
+    ):
+        self.store = store
+        self.task = task
+        self.run_rec = run
+        self.sandbox = sandbox
+        self.researcher = researcher
+        self.analyzer = analyzer
+        self.sampler = sampler
+        self.options = options
+        self.novelty = novelty
+        self.image_builder = image_builder
+        self.on_progress = on_progress
+        self.lag = int(run.config.get("lag", options.lag))
+
+        used = Usage(
+            iterations=0, wall_s=float(run.config.get("wall_s_used", 0.0)),
+            tokens=run.tokens_used, usd=run.cost_usd, gpu_s=run.gpu_seconds,
+        )
+        self.budget = BudgetTracker(budget, used)
+        self.total_iterations = budget.iterations
+        self._slots = asyncio.Semaphore(options.eval_concurrency)
+        self.engineer = Engineer(
+            sandbox, task, run_id=run.id, run_seed=run.seed, slot=self._slot,
+        )
+        self._cond = asyncio.Condition()
+        self._queue: asyncio.Queue[Candidate | None] = asyncio.Queue(maxsize=options.eval_concurrency)
+        self._requeue: list[Candidate] = []
+        self._next_iteration = 1
+        self._selected_upto = 0
+        self._stored_upto = 0
+        self._finished: dict[int, Candidate] = {}
+        self._fed_upto = -1
+        self._feedback: dict[str, str] = {}
+        self._failures: list[tuple[Candidate, Evaluation]] = []
+        self._stopping = False
+        self.stop_reason = ""
+        self._fatal: BaseException | None = None
+        self._started = time.monotonic()
+        self._in_flight = 0
+
+    # ----------------------------------------------------------------- slots and stop
+
+    @contextlib.asynccontextmanager
+    async def _slot(self):
+        async with self._slots:
+            self._in_flight += 1
+            try:
+                yield
+            finally:
+                self._in_flight -= 1
+
+    def request_stop(self, reason: str = "interrupted") -> None:
+        """Stop proposing; in-flight evaluations finish and commit. Safe from a signal handler."""
+        if not self._stopping:
+            log.info("stopping", reason=reason)
+            self._stopping = True
+            self.stop_reason = self.stop_reason or reason
+            with contextlib.suppress(RuntimeError):
+                asyncio.get_running_loop().create_task(self._wake())
+
+    async def _wake(self) -> None:
+        async with self._cond:
+            self._cond.notify_all()
+
+    # ----------------------------------------------------------------- prefix bookkeeping
+
+    def _done_prefix(self) -> int:
+        """The largest k such that every iteration 0..k is finished."""
+        k = -1
+        while (k + 1) in self._finished:
+            k += 1
+        return k
+
+    def _feed_sampler(self, upto: int) -> None:
+        while self._fed_upto < upto:
+            nxt = self._fed_upto + 1
+            cand = self._finished.get(nxt)
+            if cand is None:
+                break
+            if cand.state == "done":
+                self.sampler.add(_member(cand))
+            self._fed_upto = nxt
+
+    def _rng(self, iteration: int) -> np.random.Generator:
+        return np.random.default_rng([self.run_rec.seed, iteration])
+
+    # ----------------------------------------------------------------- start and resume
+
+    async def _start(self) -> None:
+        cands = self.store.candidates_of_run(self.run_rec.id)
+        pending: list[Candidate] = []
+        for c in cands:
+            if c.state in ("done", "rejected"):
+                self._finished[c.iteration] = c
+                self._feedback[c.id] = self._last_feedback(c)
+            else:
+                pending.append(c)
+            if self.novelty is not None:
+                self.novelty.add(c.id, c.code)
+        max_iter = max((c.iteration for c in cands), default=-1)
+        if max_iter < 0:
+            seed = self._seed_candidate()
+            with self.store.write() as w:
+                w.put_candidate(seed)
+                w.put_event(Event(id=new_id("evt"), run_id=self.run_rec.id, kind="run_started",
+                                  data={"task": self.task.name, "lag": self.lag}))
+            if self.novelty is not None:
+                self.novelty.add(seed.id, seed.code)
+            pending.append(seed)
+            max_iter = 0
+        # Replay selections so the sampler (and its visit counts) is exactly as it was.
+        for i in range(1, max_iter + 1):
+            self._feed_sampler(max(0, i - self.lag))
+            if len(self.sampler) > 0:
+                self.sampler.select(self._rng(i))
+        self._selected_upto = self._stored_upto = max_iter
+        self._next_iteration = max_iter + 1
+        self._requeue = sorted(pending, key=lambda c: c.iteration)
+        done_iters = sum(1 for c in self._finished.values() if c.iteration > 0)
+        proposed_iters = max_iter
+        self.budget.charge(iterations=proposed_iters)
+        if pending:
+            log.info("resuming", run=self.run_rec.id, done=done_iters, requeued=len(pending),
+                     next_iteration=self._next_iteration)
+
+    def _seed_candidate(self) -> Candidate:
+        code = self.task.seed_code()
+        return Candidate(
+            id=new_id("cand"), run_id=self.run_rec.id, task=self.task.name, iteration=0,
+            code=code, origin="seed", summary="the task's seed program",
+        )
+
+    def _last_feedback(self, c: Candidate) -> str:
+        evs = self.store.evaluations_of(c.id)
+        return evs[-1].feedback if evs else ""
+
+    # ----------------------------------------------------------------- proposers
+
+    async def _proposer(self) -> None:
+        while True:
+            async with self._cond:
+                if self._stopping or self._fatal is not None:
+                    return
+                reason = self.budget.exhausted()
+                if reason:
+                    self.request_stop(f"budget reached: {reason}")
+                    return
+                i = self._next_iteration
+                self._next_iteration += 1
+                self.budget.charge(iterations=1)
+                # The seed must be finished before anything is selected: max(0, ...).
+                await self._cond.wait_for(
+                    lambda i=i: self._stopping
+                    or (self._selected_upto == i - 1 and self._done_prefix() >= max(0, i - self.lag))
+                )
+                if self._stopping:
+                    return  # not selected yet: nothing of iteration i exists anywhere
+                self._feed_sampler(max(0, i - self.lag))
+                selection = self.sampler.select(self._rng(i))
+                self._selected_upto = i
+                self._cond.notify_all()
+            proposal = await self._propose(i, selection)
+            async with self._cond:
+                await self._cond.wait_for(lambda i=i: self._stored_upto == i - 1 or self._fatal is not None)
+                if self._fatal is not None:
+                    return
+                cand = self._store_proposal(i, selection, proposal)
+                self._stored_upto = i
+                self._cond.notify_all()
+            if cand.state == "rejected":
+                await self._finish(cand)
+                continue
+            while True:  # a bounded queue, but never wait on evaluators that are gone
+                try:
+                    self._queue.put_nowait(cand)
+                    break
+                except asyncio.QueueFull:
+                    if self._fatal is not None:
+                        return
+                    await asyncio.sleep(0.02)
+
+    async def _propose(self, i: int, selection: Any) -> Proposal | str:
+        """A proposal, or the text of why none could be made (recorded as a rejected candidate)."""
+        parent = self._get(selection.parent_id)
+        inspirations = [c for c in (self._get(x) for x in selection.inspiration_ids) if c is not None]
+        insights = self._retrieve_insights(parent)
+        last_reason = ""
+        for attempt in range(NOVELTY_RETRIES + 1):
+            ctx = ResearchContext(
+                task=self.task, run_id=self.run_rec.id, iteration=i,
+                rng_seed=self.run_rec.seed * 1_000_003 + attempt,
+                parent=parent, inspirations=inspirations, insights=insights,
+                failures=list(self._failures[-RECENT_FAILURES:]),
+                parent_feedback=self._feedback.get(parent.id, ""),
+            )
+            try:
+                proposal = await self.researcher.propose(ctx)
+            except EvoforgeError as exc:
+                return f"researcher failed: {exc}"
+            except Exception as exc:  # an agent error is the candidate's loss, not the run's
+                if exc.__class__.__name__ == "LLMBudgetExceeded":
+                    self.request_stop(f"budget reached: {exc}")
+                return f"researcher failed: {exc.__class__.__name__}: {exc}"
+            self._charge_llm(proposal.llm_calls)
+            dup = self.novelty.is_duplicate(proposal.code) if self.novelty is not None else None
+            if dup is None:
+                return proposal
+            last_reason = f"near-duplicate of {dup}"
+            if not getattr(self.researcher, "offline", False):
+                break
+        return f"rejected before evaluation: {last_reason}"
+
+    def _charge_llm(self, calls: list[Any]) -> None:
+        tokens = sum(c.prompt_tokens + c.completion_tokens for c in calls)
+        usd = sum(c.cost_usd for c in calls)
+        if tokens or usd:
+            self.budget.charge(tokens=tokens, usd=usd)
+
+    def _store_proposal(self, i: int, selection: Any, proposal: Proposal | str) -> Candidate:
+        parent = self._get(selection.parent_id)
+        if isinstance(proposal, str):
+            cand = Candidate(
+                id=new_id("cand"), run_id=self.run_rec.id, task=self.task.name, iteration=i,
+                code=parent.code, parent_id=parent.id, island=selection.island,
+                origin="rejected", summary=proposal, state="rejected",
+            )
+            calls: list[Any] = []
+        else:
+            cand = Candidate(
+                id=new_id("cand"), run_id=self.run_rec.id, task=self.task.name, iteration=i,
+                code=proposal.code, parent_id=parent.id,
+                inspiration_ids=list(selection.inspiration_ids), island=selection.island,
+                origin=proposal.origin, prompt_hash=proposal.prompt_hash,
+                summary=proposal.summary, diff=unified_diff(parent.code, proposal.code),
+            )
+            calls = list(proposal.llm_calls)
+        usage = self.budget.usage()
+        run = self.run_rec.model_copy(update={
+            "tokens_used": usage.tokens, "cost_usd": usage.usd, "updated_at": time.time(),
+        })
+        with self.store.write() as w:
+            w.put_candidate(cand)
+            for call in calls:
+                w.put_llm_call(call.model_copy(update={"candidate_id": cand.id}))
+            w.put_run(run)
+        self.run_rec = run
+        if self.novelty is not None and cand.state != "rejected":
+            self.novelty.add(cand.id, cand.code)
+        return cand
+
+    def _retrieve_insights(self, parent: Candidate) -> list[Insight]:
+        k = self.options.insights_k
+        if k <= 0:
+            return []
+        query = f"{self.task.spec.description[:300]}\n{parent.summary}"
+        try:
+            hits = self.store.search_insights(query, k, task=self.task.name)
+        except Exception as exc:  # retrieval is a help, never a reason to stop
+            log.warning("insight retrieval failed", error=str(exc))
+            return []
+        return [ins for ins, _score in hits]
+
+    def _get(self, cid: str) -> Candidate:
+        for c in self._finished.values():
+            if c.id == cid:
+                return c
+        found = self.store.get_candidate(cid)
+        if found is None:
+            raise EvoforgeError(f"candidate {cid} chosen as parent is not in the store")
+        return found
+
+    # ----------------------------------------------------------------- evaluators
+
+    async def _next_candidate(self) -> Candidate | None:
+        if self._requeue:
+            return self._requeue.pop(0)
+        return await self._queue.get()
+
+    async def _evaluator(self) -> None:
+        while True:
+            cand = await self._next_candidate()
+            if cand is None or self._fatal is not None:
+                return  # a candidate left here stays `proposed` and is re-queued on resume
+            try:
+                await self._evaluate_and_commit(cand)
+            except Exception as exc:
+                await self._fail(exc)
+                return
+
+    async def _fail(self, exc: BaseException) -> None:
+        if self._fatal is None:
+            self._fatal = exc
+            self.stop_reason = f"error: {exc}"
+            log.error("run stopped by an error", error=str(exc), kind=exc.__class__.__name__)
+        self._stopping = True
+        await self._wake()
+
+    async def _evaluate_and_commit(self, cand: Candidate) -> None:
+        result = await self._evaluate_with_retry(cand)
+        if result is None:
+            return
+        if (result.status == "error" and cand.iteration > 0 and self.options.repair_attempts > 0
+                and not getattr(self.researcher, "offline", True)):
+            cand, result = await self._repair(cand, result)
+        await self._commit(cand, result)
+
+    async def _evaluate_with_retry(self, cand: Candidate) -> EngineeringResult | None:
+        for delay in (*LOST_RETRY_DELAYS, None):
+            result = await self.engineer.evaluate(cand)
+            if result.status != "lost":
+                return result
+            if delay is None:
+                raise SandboxError(
+                    f"the sandbox backend lost candidate {cand.id} {len(LOST_RETRY_DELAYS) + 1} times: "
+                    "is the Docker daemon running? (`make docker-engine`); resume with --resume"
+                )
+            log.warning("sandbox lost an evaluation; retrying", candidate=cand.id, delay_s=delay)
+            await asyncio.sleep(delay)
+        return None
+
+    async def _repair(self, cand: Candidate, result: EngineeringResult) -> tuple[Candidate, EngineeringResult]:
+        for attempt in range(self.options.repair_attempts):
+            parent = self._get(cand.parent_id) if cand.parent_id else cand
+            ctx = ResearchContext(
+                task=self.task, run_id=self.run_rec.id, iteration=cand.iteration,
+                rng_seed=self.run_rec.seed + attempt, parent=parent, inspirations=[], insights=[],
+                failures=[], parent_feedback=self._feedback.get(parent.id, ""),
+            )
+            try:
+                fixed = await self.researcher.repair(ctx, cand.code, result.feedback)
+            except Exception as exc:
+                log.warning("repair failed", candidate=cand.id, error=str(exc))
+                return cand, result
+            if fixed is None:
+                return cand, result
+            self._charge_llm(fixed.llm_calls)
+            repaired = cand.model_copy(update={
+                "code": fixed.code, "origin": cand.origin + "+repair",
+                "summary": (cand.summary + " | repaired: " + fixed.summary).strip(" |"),
+                "diff": unified_diff(parent.code, fixed.code),
+            })
+            with self.store.write() as w:
+                w.put_candidate(repaired)
+                for call in fixed.llm_calls:
+                    w.put_llm_call(call.model_copy(update={"candidate_id": cand.id}))
+                w.put_event(Event(id=new_id("evt"), run_id=self.run_rec.id, kind="repair",
+                                  data={"candidate": cand.id, "error": result.feedback[-500:]}))
+            new_result = await self._evaluate_with_retry(repaired)
+            if new_result is None:
+                return cand, result
+            cand, result = repaired, new_result
+            if result.status != "error":
+                break
+        return cand, result
+
+    async def _commit(self, cand: Candidate, result: EngineeringResult) -> None:
+        done = cand.model_copy(update={
+            "state": "done", "status": result.status, "score": result.score,
+            "stage_reached": result.stage_reached, "features": result.features,
+        })
+        parent = self._finished_by_id(done.parent_id)
+        best = self._best()
+        history = [c for _, c in sorted(self._finished.items()) if c.state == "done"]
+        analysis = None
+        try:
+            analysis = await self.analyzer.analyze(AnalysisContext(
+                task=self.task, run_id=self.run_rec.id, candidate=done,
+                evaluations=result.evaluations, parent=parent, best=best, history=history,
+            ))
+        except Exception as exc:
+            log.warning("analyzer failed; committing without insights", candidate=cand.id, error=str(exc))
+        if analysis is not None:
+            self._charge_llm(analysis.llm_calls)
+        self.budget.charge(gpu_s=result.gpu_seconds)
+
+        new_best = done.score is not None and (best is None or best.score is None
+                                                or self.task.better(done.score, best.score))
+        usage = self.budget.usage()
+        run_update: dict[str, Any] = {
+            "iterations_done": sum(1 for c in self._finished.values() if c.iteration > 0)
+            + (1 if done.iteration > 0 else 0),
+            "tokens_used": usage.tokens, "cost_usd": usage.usd, "gpu_seconds": usage.gpu_s,
+            "updated_at": time.time(),
+            "config": {**self.run_rec.config, "wall_s_used": usage.wall_s},
+        }
+        if new_best:
+            run_update.update(best_candidate_id=done.id, best_score=done.score)
+        if done.iteration == 0:
+            run_update["seed_score"] = done.score
+        with self.store.write() as w:
+            evaluations = []
+            for ev, (out, err) in zip(result.evaluations, result.tails or [], strict=False):
+                evaluations.append(ev.model_copy(update={
+                    "stdout_blob": w.put_blob(out.encode()) if out else None,
+                    "stderr_blob": w.put_blob(err.encode()) if err else None,
+                }))
+            evaluations += result.evaluations[len(evaluations):]
+            if analysis is not None:
+                done = done.model_copy(update={"summary": done.summary or analysis.summary})
+            w.put_candidate(done)
+            for ev in evaluations:
+                w.put_evaluation(ev)
+            if analysis is not None:
+                for ins in analysis.insights:
+                    w.put_insight(ins)
+                for call in analysis.llm_calls:
+                    w.put_llm_call(call.model_copy(update={"candidate_id": done.id}))
+            self.run_rec = self.run_rec.model_copy(update=run_update)
+            w.put_run(self.run_rec)
+        await self._finish(done, result)
+        if self.image_builder is not None and result.passed_all and done.score is not None:
+            await self._maybe_build_image(done, result, parent, new_best)
+
+    async def _maybe_build_image(self, cand: Candidate, result: EngineeringResult,
+                                 parent: Candidate | None, new_best: bool) -> None:
+        policy = self.options.candidate_images
+        wanted = (
+            policy == "all"
+            or (policy == "best" and new_best)
+            or (policy == "improving" and (parent is None or parent.score is None
+                                           or self.task.better(cand.score, parent.score)))
+        )
+        if not wanted or self.image_builder is None:
+            return
+        try:
+            tag = await asyncio.to_thread(self.image_builder, cand, result)
+        except Exception as exc:
+            log.warning("candidate image build failed", candidate=cand.id, error=str(exc))
+            return
+        if tag:
+            with self.store.write() as w:
+                w.put_candidate(cand.model_copy(update={"image": tag}))
+
+    def _finished_by_id(self, cid: str | None) -> Candidate | None:
+        if cid is None:
+            return None
+        for c in self._finished.values():
+            if c.id == cid:
+                return c
+        return None
+
+    def _best(self) -> Candidate | None:
+        best = None
+        for c in self._finished.values():
+            if c.score is None:
+                continue
+            if best is None or self.task.better(c.score, best.score):
+                best = c
+        return best
+
+    async def _finish(self, cand: Candidate, result: EngineeringResult | None = None) -> None:
+        async with self._cond:
+            self._finished[cand.iteration] = cand
+            if result is not None:
+                self._feedback[cand.id] = result.feedback
+                if result.status != "ok" and result.evaluations:
+                    self._failures.append((cand, result.evaluations[-1]))
+                    del self._failures[:-RECENT_FAILURES * 3]
+            self._cond.notify_all()
+        if cand.iteration == 0 and cand.score is None:
+            why = result.feedback if result is not None else cand.summary
+            await self._fail(EvoforgeError(
+                f"the seed program of task {self.task.name} does not pass its own evaluation "
+                f"(status {cand.status}): {why[-800:]}\nfix {self.task.seed_path} or its evaluator"
+            ))
+        self._report(cand)
+
+    def _report(self, cand: Candidate) -> None:
+        best = self._best()
+        info = {
+            "run": self.run_rec.id, "iteration": cand.iteration, "candidate": cand.id,
+            "status": cand.status or cand.state, "score": cand.score,
+            "best": best.score if best else None, "seed_score": self.run_rec.seed_score,
+            "done": sum(1 for c in self._finished.values() if c.iteration > 0),
+            "in_flight": self._in_flight, "origin": cand.origin,
+            "tokens": self.budget.usage().tokens, "usd": round(self.budget.usage().usd, 4),
+            "total": self.total_iterations,
+        }
+        if self.on_progress is not None:
+            self.on_progress(info)
+        log.info("iteration", **info)
+
+    # ----------------------------------------------------------------- the run
+
+    async def run(self) -> Run:
+        await self._start()
+        evaluators = [asyncio.create_task(self._evaluator(), name=f"eval-{k}")
+                      for k in range(self.options.eval_concurrency)]
+        # The seed (and any re-queued work) must be finished before the first selection.
+        proposers = [asyncio.create_task(self._proposer(), name=f"propose-{k}")
+                     for k in range(self.options.proposal_concurrency)]
+        try:
+            await asyncio.gather(*proposers)
+            await self._close_queue(evaluators)
+            await asyncio.gather(*evaluators)
+        except asyncio.CancelledError:
+            for t in (*proposers, *evaluators):
+                t.cancel()
+            await asyncio.gather(*proposers, *evaluators, return_exceptions=True)
+            self.stop_reason = self.stop_reason or "cancelled"
+            self._record_event("cancelled", {"in_flight": "re-queued on resume"})
+            raise
+        finally:
+            self._close_run()
+        if self._fatal is not None:
+            raise self._fatal
+        return self.run_rec
+
+    async def _close_queue(self, evaluators: list[asyncio.Task]) -> None:
+        """One end-of-work marker per evaluator still alive (the queue is bounded)."""
+        sent = 0
+        while sent < len(evaluators) and any(not t.done() for t in evaluators):
+            try:
+                self._queue.put_nowait(None)
+                sent += 1
+            except asyncio.QueueFull:
+                await asyncio.sleep(0.02)
+
+    def _record_event(self, kind: str, data: dict[str, Any]) -> None:
+        try:
+            with self.store.write() as w:
+                w.put_event(Event(id=new_id("evt"), run_id=self.run_rec.id, kind=kind, data=data))
+        except Exception as exc:
+            log.warning("could not record event", kind=kind, error=str(exc))
+
+    def _close_run(self) -> None:
+        usage = self.budget.usage()
+        pending = [c for c in self.store.candidates_of_run(self.run_rec.id)
+                   if c.state in ("proposed", "evaluating")]
+        if self._fatal is not None:
+            status = "failed"
+        elif pending or not self.stop_reason.startswith("budget"):
+            status = "stopped"
+        else:
+            status = "finished"
+        self.run_rec = self.run_rec.model_copy(update={
+            "status": status, "stop_reason": self.stop_reason, "updated_at": time.time(),
+            "config": {**self.run_rec.config, "wall_s_used": usage.wall_s},
+        })
+        try:
+            with self.store.write() as w:
+                w.put_run(self.run_rec)
+                w.put_event(Event(id=new_id("evt"), run_id=self.run_rec.id, kind="run_" + status,
+                                  data={"reason": self.stop_reason, "pending": len(pending)}))
+        except Exception as exc:
+            log.error("could not record the end of the run", error=str(exc))
+
+
+def _member(c: Candidate) -> Member:
+    score = c.score if c.status == "ok" else None
+    return Member(id=c.id, score=score, island=c.island, parent_id=c.parent_id,
+                  iteration=c.iteration, features=dict(c.features))
