@@ -135,9 +135,15 @@ class Engineer:
             stage = self.task.stages[0]
             evaluations.append(
                 Evaluation(
-                    id=new_id("ev"), candidate_id=candidate.id, run_id=self.run_id,
-                    stage=stage.name, seed=self.job_seed(stage.seeds[0]), status="error",
-                    error=error, feedback=f"the program does not compile: {error}", backend="precheck",
+                    id=new_id("ev"),
+                    candidate_id=candidate.id,
+                    run_id=self.run_id,
+                    stage=stage.name,
+                    seed=self.job_seed(stage.seeds[0]),
+                    status="error",
+                    error=error,
+                    feedback=f"the program does not compile: {error}",
+                    backend="precheck",
                 )
             )
             return EngineeringResult("error", None, None, False, evaluations, feedback=error)
@@ -164,14 +170,27 @@ class Engineer:
             if failed is not None:
                 feedback = failed.feedback or failed.error or failed.stderr_tail[-1500:]
                 return EngineeringResult(
-                    failed.status, None, stage.name, False, evaluations,
-                    metrics=failed.metrics, feedback=feedback, gpu_seconds=gpu_seconds, tails=tails,
+                    failed.status,
+                    None,
+                    stage.name,
+                    False,
+                    evaluations,
+                    metrics=failed.metrics,
+                    feedback=feedback,
+                    gpu_seconds=gpu_seconds,
+                    tails=tails,
                 )
             scores = [r.score for r in results if r.score is not None]
             if len(scores) != len(results):
                 return EngineeringResult(
-                    "invalid", None, stage.name, False, evaluations,
-                    feedback="the evaluator returned no score", gpu_seconds=gpu_seconds, tails=tails,
+                    "invalid",
+                    None,
+                    stage.name,
+                    False,
+                    evaluations,
+                    feedback="the evaluator returned no score",
+                    gpu_seconds=gpu_seconds,
+                    tails=tails,
                 )
             stage_mean = statistics.fmean(scores)
             last_metrics = mean_metrics(results)
@@ -180,26 +199,55 @@ class Engineer:
             feedback = "\n".join(r.feedback for r in results if r.feedback)[:2000]
             if not self.task.passes(stage, stage_mean):
                 return EngineeringResult(
-                    "ok", None, stage.name, False, evaluations, metrics=last_metrics,
-                    feedback=(f"stage {stage.name} scored {stage_mean:.6g}, below its threshold "
-                              f"{stage.threshold}: not evaluated further. {feedback}"),
-                    gpu_seconds=gpu_seconds, tails=tails,
+                    "ok",
+                    None,
+                    stage.name,
+                    False,
+                    evaluations,
+                    metrics=last_metrics,
+                    feedback=(
+                        f"stage {stage.name} scored {stage_mean:.6g}, below its threshold "
+                        f"{stage.threshold}: not evaluated further. {feedback}"
+                    ),
+                    gpu_seconds=gpu_seconds,
+                    tails=tails,
                 )
             score = stage_mean
         features = {
-            k: float(last_metrics[k]) for k in self.task.spec.features
+            k: float(last_metrics[k])
+            for k in self.task.spec.features
             if isinstance(last_metrics.get(k), int | float)
         }
         return EngineeringResult(
-            "ok", score, stage_reached, True, evaluations, metrics=last_metrics,
-            feedback=feedback, features=features, gpu_seconds=gpu_seconds, tails=tails,
+            "ok",
+            score,
+            stage_reached,
+            True,
+            evaluations,
+            metrics=last_metrics,
+            feedback=feedback,
+            features=features,
+            gpu_seconds=gpu_seconds,
+            tails=tails,
         )
 
 
-def _evaluation(candidate: Candidate, run_id: str, stage: str, seed: int, r: SandboxResult) -> Evaluation:
+def _evaluation(
+    candidate: Candidate, run_id: str, stage: str, seed: int, r: SandboxResult
+) -> Evaluation:
     return Evaluation(
-        id=new_id("ev"), candidate_id=candidate.id, run_id=run_id, stage=stage, seed=seed,
-        status=r.status, score=r.score, metrics=r.metrics, feedback=r.feedback, error=r.error,
-        runtime_s=r.runtime_s, backend=r.backend, image_id=r.image_id, exit_code=r.exit_code,
+        id=new_id("ev"),
+        candidate_id=candidate.id,
+        run_id=run_id,
+        stage=stage,
+        seed=seed,
+        status=r.status,
+        score=r.score,
+        metrics=r.metrics,
+        feedback=r.feedback,
+        error=r.error,
+        runtime_s=r.runtime_s,
+        backend=r.backend,
+        image_id=r.image_id,
+        exit_code=r.exit_code,
     )
-

@@ -1,0 +1,106 @@
+"""Near-duplicate rejection before an evaluation is spent.
+
+A candidate is a duplicate of an earlier one when
+- its code is the same up to comments and whitespace (always; no embedder needed), or
+- its embedding has cosine >= `threshold` with an earlier one AND (with `literal_aware`, the
+  default) the two carry the same literal values.
+
+The second condition is why: two programs that differ in one constant embed almost identically
+(cosine > 0.995 with MiniLM), yet they are different experiments, exactly the ones the offline
+Researcher proposes. Renamed variables, reordered statements and reworded code with the same
+constants are what the embedding catches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import tokenize
+from typing import Any
+
+import numpy as np
+
+_LITERAL = re.compile(r"""(?<![\w.])\d[\d_.eE+-]*|"[^"\n]*"|'[^'\n]*'""")
+
+
+def normalise(code: str) -> str:
+    """Code without comments, blank lines and trailing or repeated spaces."""
+    try:
+        toks = list(tokenize.generate_tokens(io.StringIO(code).readline))
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        return "\n".join(
+            " ".join(ln.split("#", 1)[0].split()) for ln in code.splitlines() if ln.strip()
+        )
+    out: list[str] = []
+    for tok in toks:
+        if tok.type in (tokenize.COMMENT, tokenize.NL, tokenize.ENCODING, tokenize.ENDMARKER):
+            continue
+        if tok.type == tokenize.NEWLINE:
+            out.append("\n")
+        elif tok.type == tokenize.INDENT:
+            out.append("<in>")
+        elif tok.type == tokenize.DEDENT:
+            out.append("<de>")
+        else:
+            out.append(tok.string)
+    return " ".join(out)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _literals(code: str) -> tuple[str, ...]:
+    return tuple(_LITERAL.findall(normalise(code)))
+
+
+class NoveltyFilter:
+    """Remembers candidates' code; `is_duplicate` names the earlier near-identical one."""
+
+    def __init__(
+        self, embedder: Any | None, threshold: float = 0.995, *, literal_aware: bool = True
+    ):
+        self.embedder = embedder
+        self.threshold = threshold
+        self.literal_aware = literal_aware
+        self._exact: dict[str, str] = {}
+        self._ids: list[str] = []
+        self._literals: list[tuple[str, ...]] = []
+        self._vectors: list[np.ndarray] = []
+        self._matrix: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self._exact)
+
+    def _embed(self, code: str) -> np.ndarray:
+        vec = np.asarray(self.embedder.embed([code]), dtype=np.float32)[0]  # type: ignore[union-attr]
+        norm = float(np.linalg.norm(vec))
+        return vec / norm if norm > 0 else vec
+
+    def add(self, cid: str, code: str) -> None:
+        key = _digest(normalise(code))
+        if key in self._exact:
+            return
+        self._exact[key] = cid
+        if self.embedder is not None:
+            self._ids.append(cid)
+            self._literals.append(_literals(code))
+            self._vectors.append(self._embed(code))
+            self._matrix = None
+
+    def is_duplicate(self, code: str) -> str | None:
+        """The id of an earlier candidate this code nearly repeats, or None."""
+        hit = self._exact.get(_digest(normalise(code)))
+        if hit is not None or self.embedder is None or not self._vectors:
+            return hit
+        if self._matrix is None:
+            self._matrix = np.stack(self._vectors)
+        sims = self._matrix @ self._embed(code)
+        lits = _literals(code) if self.literal_aware else ()
+        for i in np.argsort(-sims):
+            if sims[i] < self.threshold:
+                break
+            if not self.literal_aware or self._literals[i] == lits:
+                return self._ids[i]
+        return None
