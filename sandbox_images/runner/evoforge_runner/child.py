@@ -21,12 +21,48 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 TAIL_BYTES = 4000
+
+#: cgroup files holding the count of OOM kills (v1 inside a container, then v2).
+_OOM_FILES = ("/sys/fs/cgroup/memory/memory.oom_control", "/sys/fs/cgroup/memory.events")
+
+_active_lock = threading.Lock()
+_active_children = 0
+
+
+def oom_kill_count() -> int:
+    """How many processes the kernel OOM-killed in this cgroup so far (0 when unknown)."""
+    for path in _OOM_FILES:
+        try:
+            with open(path) as fh:
+                for line in fh:
+                    key, _, value = line.partition(" ")
+                    if key == "oom_kill":
+                        return int(value)
+        except (OSError, ValueError):
+            continue
+    return 0
+
+
+def _reap_strays() -> None:
+    """As PID 1 of a sandbox container, kill every other process once no candidate call is
+    active: a candidate that escaped its process group (setsid, double fork) must not keep
+    running, and tampering with the evaluator's files, while the evaluator scores it."""
+    if os.getpid() != 1:
+        return
+    with _active_lock:
+        if _active_children:
+            return
+        try:
+            os.kill(-1, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 _BOOTSTRAP = r"""
 import importlib.util, json, sys
@@ -77,7 +113,7 @@ os.replace(io_dir + "/outputs.tmp.json", io_dir + "/outputs.json")
 
 class CandidateError(Exception):
     """The candidate crashed, timed out, or returned something unusable. `feedback` is a
-    short text for the Researcher; `kind` is one of crash, timeout, bad_output."""
+    short text for the Researcher; `kind` is one of crash, timeout, oom, bad_output."""
 
     def __init__(self, message: str, *, kind: str = "crash", stdout_tail: str = "", stderr_tail: str = ""):
         super().__init__(message)
@@ -147,11 +183,14 @@ def run_child(
 ) -> ChildResult:
     """Run `argv` in `workdir` with a clean environment; kill its whole process group when it
     outlives `timeout_s`. stdout/stderr go to files in `workdir` and come back as tails."""
+    global _active_children
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     out_path, err_path = workdir / ".child.stdout", workdir / ".child.stderr"
     start = time.monotonic()
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        with _active_lock:
+            _active_children += 1
         proc = subprocess.Popen(
             argv,
             cwd=workdir,
@@ -174,6 +213,9 @@ def run_child(
             except (ProcessLookupError, PermissionError):
                 pass
             proc.wait()
+            with _active_lock:
+                _active_children -= 1
+            _reap_strays()
     return ChildResult(
         returncode=proc.returncode,
         timed_out=timed_out,
@@ -208,6 +250,7 @@ def call_candidate(
     plain = {k: v for k, v in (inputs or {}).items() if not isinstance(v, np.ndarray)}
     np.savez(io_dir / "inputs.npz", **arrays)
     (io_dir / "inputs.json").write_text(json.dumps(plain))
+    ooms_before = oom_kill_count()
     result = run_child(
         [sys.executable, "-I", "-c", _BOOTSTRAP, str(Path(program_path).resolve()), function, str(io_dir)],
         workdir=Path(workdir),
@@ -219,6 +262,13 @@ def call_candidate(
         raise CandidateError(
             f"candidate did not finish within {timeout_s:g} s",
             kind="timeout",
+            stdout_tail=result.stdout_tail,
+            stderr_tail=result.stderr_tail,
+        )
+    if result.returncode == -signal.SIGKILL and oom_kill_count() > ooms_before:
+        raise CandidateError(
+            "candidate was killed by the kernel: out of memory",
+            kind="oom",
             stdout_tail=result.stdout_tail,
             stderr_tail=result.stderr_tail,
         )
