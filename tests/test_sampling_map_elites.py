@@ -98,3 +98,25 @@ def test_configuration_errors_name_the_fix() -> None:
         MapElitesSampler(features=["x"], feature_ranges={"y": (0, 1)})
     with pytest.raises(ConfigError, match="lo < hi"):
         MapElitesSampler(features=["x"], feature_ranges={"x": (1, 1)})
+
+
+@pytest.mark.parametrize("declared", [{}, {"x": (0.0, 1.0)}])
+def test_incremental_archive_equals_a_full_rebuild_after_every_add(declared) -> None:
+    live = MapElitesSampler(features=["x", "y"], feature_bins=4, feature_ranges=declared)
+    shadow = MapElitesSampler(features=["x", "y"], feature_bins=4, feature_ranges=declared)
+    noise = np.random.default_rng(5)
+    incremental_adds = 0
+    for i in range(150):
+        score = None if noise.random() < 0.2 or i < 3 else float(noise.normal())
+        features = {"x": float(noise.random()), "y": float(noise.normal())}
+        if noise.random() < 0.1:
+            del features["y"]
+        member = Member(f"m{i}", score, features=features)
+        live.archive()  # make sure an archive exists, so add() may update it in place
+        live.add(member)
+        shadow.add(member)
+        incremental_adds += live._archive is not None
+        shadow._archive = None  # the from-scratch path
+        assert live.archive() == shadow.archive(), i
+    assert incremental_adds > 100  # the in-place path really ran
+    assert len(live.archive()) > 5

@@ -95,14 +95,6 @@ def fitness(member: Member, direction: Direction) -> float:
     return score if direction == "maximize" else -score
 
 
-def min_max(values: Iterable[float]) -> tuple[float, float]:
-    """(lowest, highest) of the finite values, (0.0, 0.0) when there are none."""
-    finite = [v for v in values if math.isfinite(v)]
-    if not finite:
-        return 0.0, 0.0
-    return min(finite), max(finite)
-
-
 def normalise(value: float, lo: float, hi: float) -> float:
     """`value` on the [lo, hi] scale mapped to [0, 1]; 1.0 when the range is empty; 0.0 when
     the value is not finite (a failed member)."""

@@ -32,8 +32,7 @@ class GreedySampler:
         if not len(self.population):
             raise empty_population_error(self.name)
         parent = self.population.best()
-        pool = [m.id for m in self.population]
-        inspirations = pick_inspirations(self.population, pool, parent, self.num_inspirations, rng)
+        inspirations = pick_inspirations(self.population, None, parent, self.num_inspirations, rng)
         return Selection(parent, inspirations, self.population.get(parent).island)
 
     def __len__(self) -> int:

@@ -13,13 +13,13 @@ from orchestrator.sampling.population import Population
 
 def pick_inspirations(
     population: Population,
-    pool: list[str],
+    pool: list[str] | None,
     parent_id: str,
     k: int,
     rng: np.random.Generator,
 ) -> tuple[str, ...]:
-    """Up to `k` distinct ids from `pool` other than the parent: the best `k - 1`, then one
-    at random among the remaining ones (or the k-th best when nothing else is left).
+    """Up to `k` distinct ids from `pool` (None: the whole population) other than the parent: the best `k - 1`, then one
+    drawn uniformly among the remaining ones.
 
     Failed members are used only when the pool has no scored member. When `k` > 0 the rng is
     consumed exactly once whether or not a random pick is possible, so callers' later draws
@@ -27,10 +27,11 @@ def pick_inspirations(
     """
     if k <= 0:
         return ()
-    candidates = population.ranked(i for i in population.eligible(pool) if i != parent_id)
+    candidates = [i for i in population.eligible(pool) if i != parent_id]
     draw = rng.random()
-    top = candidates[: k - 1]
-    rest = candidates[k - 1 :]
+    top = population.top(candidates, k - 1) if k > 1 else []
+    chosen = set(top)
+    rest = [i for i in candidates if i not in chosen]  # insertion order
     if not rest:
         return tuple(top)
     return (*top, rest[min(int(draw * len(rest)), len(rest) - 1)])

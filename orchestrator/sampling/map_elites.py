@@ -8,9 +8,10 @@ and 1 in another give a ~50/50 split.
 - Each feature axis has `feature_bins` equal bins over a range: the declared one from
   `feature_ranges={name: (lo, hi)}`, else the running min/max of that feature over all members
   added so far. Values outside a range land in the edge bins.
-- Because running ranges move as members arrive, the archive is recomputed from the stored
-  members (insertion order; a strictly better member replaces an elite) whenever one is
-  added. It therefore depends only on the add() sequence, which is what replay needs.
+- The archive is built from the stored members in insertion order (a strictly better member
+  replaces an elite). A new member is placed incrementally; when it widens a running range
+  (cells move) or is the first scored one, the archive is rebuilt from scratch. Either way
+  it depends only on the add() sequence, which is what replay needs.
 - Failed members never become elites while any scored member exists.
 - Inspirations are other elites (the best ones plus a random one). The child joins the
   parent's island.
@@ -83,13 +84,32 @@ class MapElitesSampler:
         self.feature_bins = feature_bins
         self.num_inspirations = num_inspirations
         self.feature_ranges: dict[str, tuple[float, float]] = ranges
+        self._values_by_id: dict[str, tuple[float, ...] | None] = {}
+        self._seen: dict[str, tuple[float, float]] = {}  # running (min, max) per feature
+        self._any_scored = False
         self._archive: dict[Cell, str] | None = None
 
     def add(self, member: Member) -> None:
         self.population.add(member, sampler_name=self.name)
-        self._archive = None
+        values = self._values(member)
+        self._values_by_id[member.id] = values
+        ranges_moved = False
+        if values is not None:
+            for name, value in zip(self.features, values, strict=True):
+                lo, hi = self._seen.get(name, (value, value))
+                widened = (min(lo, value), max(hi, value))
+                if widened != self._seen.get(name):
+                    self._seen[name] = widened
+                    ranges_moved = ranges_moved or name not in self.feature_ranges
+        first_scored = not member.failed and not self._any_scored
+        self._any_scored = self._any_scored or not member.failed
+        if ranges_moved or first_scored:
+            self._archive = None  # cells or eligibility changed: rebuild on next use
+        elif self._archive is not None and not (member.failed and self._any_scored):
+            # Same rule as the full rebuild, applied to the newest member only.
+            self._place(self._archive, member.id, self.ranges())
 
-    def _values(self, member: Member) -> list[float] | None:
+    def _values(self, member: Member) -> tuple[float, ...] | None:
         values = []
         for name in self.features:
             value = member.features.get(name)
@@ -102,26 +122,17 @@ class MapElitesSampler:
             if not math.isfinite(value):
                 return None
             values.append(value)
-        return values
+        return tuple(values)
 
     def ranges(self) -> dict[str, tuple[float, float]]:
         """The (lo, hi) of every feature axis: declared, else running min/max (0, 0 if unseen)."""
-        seen: dict[str, list[float]] = {name: [] for name in self.features}
-        for member in self.population:
-            values = self._values(member)
-            if values is not None:
-                for name, value in zip(self.features, values, strict=True):
-                    seen[name].append(value)
-        out = {}
-        for name in self.features:
-            if name in self.feature_ranges:
-                out[name] = self.feature_ranges[name]
-            else:
-                out[name] = (min(seen[name]), max(seen[name])) if seen[name] else (0.0, 0.0)
-        return out
+        return {
+            name: self.feature_ranges.get(name) or self._seen.get(name, (0.0, 0.0))
+            for name in self.features
+        }
 
-    def cell_of(self, member: Member, ranges: Mapping[str, tuple[float, float]]) -> Cell:
-        values = self._values(member)
+    def cell_of(self, member_id: str, ranges: Mapping[str, tuple[float, float]]) -> Cell:
+        values = self._values_by_id[member_id]
         if values is None:
             return DEFAULT_CELL
         return tuple(
@@ -129,20 +140,19 @@ class MapElitesSampler:
             for name, v in zip(self.features, values, strict=True)
         )
 
+    def _place(self, archive: dict[Cell, str], member_id: str, ranges: dict) -> None:
+        cell = self.cell_of(member_id, ranges)
+        incumbent = archive.get(cell)
+        if incumbent is None or self.population.is_better(member_id, incumbent):
+            archive[cell] = member_id
+
     def archive(self) -> dict[Cell, str]:
         """Cell -> elite id, cells in order of first occupation."""
         if self._archive is None:
-            pop = self.population
             ranges = self.ranges()
-            eligible = set(pop.eligible())
             archive: dict[Cell, str] = {}
-            for member in pop:
-                if member.id not in eligible:
-                    continue
-                cell = self.cell_of(member, ranges)
-                incumbent = archive.get(cell)
-                if incumbent is None or pop.is_better(member.id, incumbent):
-                    archive[cell] = member.id
+            for member_id in self.population.eligible():
+                self._place(archive, member_id, ranges)
             self._archive = archive
         return self._archive
 

@@ -4,19 +4,24 @@ deterministic without consuming randomness."""
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Iterable, Iterator
 
-from orchestrator.sampling.base import Direction, Member, SamplingError, fitness, min_max
+from orchestrator.sampling.base import Direction, Member, SamplingError, fitness
 
 
 class Population:
-    """Members by id, in the order they were added."""
+    """Members by id, in the order they were added, with their fitness cached."""
 
     def __init__(self, direction: Direction) -> None:
         self.direction: Direction = direction
         self._members: dict[str, Member] = {}
         self._order: dict[str, int] = {}
+        self._fitness: dict[str, float] = {}
+        self._scored: list[str] = []  # insertion order
+        self._lo = math.inf
+        self._hi = -math.inf
 
     def add(self, member: Member, *, sampler_name: str) -> None:
         if member.id in self._members:
@@ -26,6 +31,11 @@ class Population:
             )
         self._order[member.id] = len(self._order)
         self._members[member.id] = member
+        value = fitness(member, self.direction)
+        self._fitness[member.id] = value
+        if math.isfinite(value):
+            self._scored.append(member.id)
+            self._lo, self._hi = min(self._lo, value), max(self._hi, value)
 
     def __len__(self) -> int:
         return len(self._members)
@@ -40,34 +50,41 @@ class Population:
         return self._members[member_id]
 
     def fitness(self, member_id: str) -> float:
-        return fitness(self._members[member_id], self.direction)
-
-    def order(self, member_id: str) -> int:
-        return self._order[member_id]
+        """Higher is better whatever the direction; -inf for a failed member."""
+        return self._fitness[member_id]
 
     def eligible(self, ids: Iterable[str] | None = None) -> list[str]:
         """The ids (default: all) that may be parents: the scored ones, or every one of them
         when none is scored. Insertion order is kept."""
-        pool = list(self._members) if ids is None else sorted(ids, key=self._order.__getitem__)
-        scored = [i for i in pool if not self._members[i].failed]
+        if ids is None:
+            return list(self._scored) if self._scored else list(self._members)
+        pool = sorted(ids, key=self._order.__getitem__)
+        scored = [i for i in pool if math.isfinite(self._fitness[i])]
         return scored if scored else pool
+
+    def _rank_key(self, member_id: str) -> tuple[float, int]:
+        return (-self._fitness[member_id], self._order[member_id])
 
     def ranked(self, ids: Iterable[str]) -> list[str]:
         """`ids` from best to worst; equal fitness keeps insertion order."""
-        return sorted(ids, key=lambda i: (-self.fitness(i), self._order[i]))
+        return sorted(ids, key=self._rank_key)
+
+    def top(self, ids: Iterable[str], k: int) -> list[str]:
+        """The best `k` of `ids`, best first (ranked(ids)[:k] without the full sort)."""
+        return heapq.nsmallest(k, ids, key=self._rank_key)
 
     def best(self, ids: Iterable[str] | None = None) -> str:
         """The best eligible id among `ids` (default: everyone); ValueError when empty."""
         pool = self.eligible(ids)
         if not pool:
             raise ValueError("best() of an empty pool")
-        return self.ranked(pool)[0]
+        return min(pool, key=self._rank_key)
 
     def fitness_range(self) -> tuple[float, float]:
-        """(lowest, highest) fitness over the scored members; the min-max used to normalise."""
-        return min_max(self.fitness(i) for i in self._members)
+        """(lowest, highest) fitness over the scored members; (0, 0) when none is scored."""
+        return (self._lo, self._hi) if self._scored else (0.0, 0.0)
 
     def is_better(self, a: str, b: str) -> bool:
         """True when member `a` has strictly higher fitness than member `b`."""
-        fa, fb = self.fitness(a), self.fitness(b)
+        fa, fb = self._fitness[a], self._fitness[b]
         return fa > fb and math.isfinite(fa)

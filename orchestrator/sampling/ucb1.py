@@ -21,7 +21,6 @@ child lands: UCB1 has no notion of pending work, and keeping one would break rep
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 
 import numpy as np
 
@@ -54,29 +53,36 @@ class UCB1Sampler:
         self.population = Population(direction)
         self.num_inspirations = num_inspirations
         self.c = c
-        self._children: dict[str, list[str]] = defaultdict(list)
+        self._visits: dict[str, int] = {}
+        # parent id -> (sum, count) of its scored children's fitness (failed ones reward 0)
+        self._child_fitness: dict[str, tuple[float, int]] = {}
 
     def add(self, member: Member) -> None:
         self.population.add(member, sampler_name=self.name)
         if member.parent_id is not None:
-            self._children[member.parent_id].append(member.id)
+            parent = member.parent_id
+            self._visits[parent] = self._visits.get(parent, 0) + 1
+            child = self.population.fitness(member.id)
+            if math.isfinite(child):
+                total, count = self._child_fitness.get(parent, (0.0, 0))
+                self._child_fitness[parent] = (total + child, count + 1)
 
     def visits(self, member_id: str) -> int:
         """How many children of `member_id` have been added."""
-        return len(self._children.get(member_id, ()))
+        return self._visits.get(member_id, 0)
 
     def scores(self) -> dict[str, float]:
         """The ucb value of every eligible member, the quantity `select` maximises."""
         pop = self.population
         lo, hi = pop.fitness_range()
         eligible = pop.eligible()
-        total = sum(self.visits(i) for i in eligible)
-        log_total = math.log1p(total)
+        log_total = math.log1p(sum(self.visits(i) for i in eligible))
         out: dict[str, float] = {}
         for node in eligible:
-            children = self._children.get(node, ())
-            rewards = sum(normalise(pop.fitness(ch), lo, hi) for ch in children if ch in pop)
-            visits = len(children)
+            visits = self.visits(node)
+            # sum of the scored children's normalised fitness, from their raw sum and count
+            total, count = self._child_fitness.get(node, (0.0, 0))
+            rewards = (total - count * lo) / (hi - lo) if hi > lo else float(count)
             value = (normalise(pop.fitness(node), lo, hi) + rewards) / (1 + visits)
             out[node] = value + self.c * math.sqrt(log_total / (1 + visits))
         return out
@@ -87,8 +93,7 @@ class UCB1Sampler:
         scores = self.scores()
         # max() keeps the first maximum; `scores` is in insertion order.
         parent = max(scores, key=scores.__getitem__)
-        pool = [m.id for m in self.population]
-        inspirations = pick_inspirations(self.population, pool, parent, self.num_inspirations, rng)
+        inspirations = pick_inspirations(self.population, None, parent, self.num_inspirations, rng)
         return Selection(parent, inspirations, self.population.get(parent).island)
 
     def __len__(self) -> int:
