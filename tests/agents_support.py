@@ -44,18 +44,45 @@ def make_task(direction: str = "maximize", edit_mode: str = "diff", name: str = 
     return Task(Path("/nonexistent/toy"), spec)
 
 
-def make_candidate(code: str = SEED, *, score: float | None = 0.5, parent_id: str | None = None,
-                   iteration: int = 0, summary: str = "", status: str | None = "ok",
-                   run_id: str = "run-test") -> Candidate:
+def make_candidate(
+    code: str = SEED,
+    *,
+    score: float | None = 0.5,
+    parent_id: str | None = None,
+    iteration: int = 0,
+    summary: str = "",
+    status: str | None = "ok",
+    run_id: str = "run-test",
+) -> Candidate:
     return Candidate(
-        id=new_id("cand"), run_id=run_id, task="toy", iteration=iteration, code=code,
-        parent_id=parent_id, score=score, status=status, summary=summary, state="done",
+        id=new_id("cand"),
+        run_id=run_id,
+        task="toy",
+        iteration=iteration,
+        code=code,
+        parent_id=parent_id,
+        score=score,
+        status=status,
+        summary=summary,
+        state="done",
     )
 
 
-def make_evaluation(cand: Candidate, status: str = "ok", score: float | None = 0.5,
-                    error: str = "", feedback: str = "") -> Evaluation:
+def make_evaluation(
+    cand: Candidate,
+    status: str = "ok",
+    score: float | None = 0.5,
+    error: str = "",
+    feedback: str = "",
+) -> Evaluation:
     return Evaluation(
-        id=new_id("eval"), candidate_id=cand.id, run_id=cand.run_id, stage="quick", seed=0,
-        status=status, score=score, error=error, feedback=feedback,
+        id=new_id("eval"),
+        candidate_id=cand.id,
+        run_id=cand.run_id,
+        stage="quick",
+        seed=0,
+        status=status,
+        score=score,
+        error=error,
+        feedback=feedback,
     )

@@ -21,8 +21,11 @@ def sr(search: str, replace: str) -> str:
 
 
 def test_exact_blocks_apply_in_order() -> None:
-    reply = "SUMMARY: tune\n" + sr("THRESHOLD = 0.3", "THRESHOLD = 0.42") + "\nand\n" + sr(
-        "STEPS = 100", "STEPS = 120"
+    reply = (
+        "SUMMARY: tune\n"
+        + sr("THRESHOLD = 0.3", "THRESHOLD = 0.42")
+        + "\nand\n"
+        + sr("STEPS = 100", "STEPS = 120")
     )
     out = apply_search_replace(SEED, reply)
     assert "THRESHOLD = 0.42\n" in out and "STEPS = 120\n" in out
@@ -31,7 +34,9 @@ def test_exact_blocks_apply_in_order() -> None:
 
 
 def test_multiline_block_and_deletion() -> None:
-    reply = sr("def shape(x):\n    return x[0] * 2.0 + x[1]", "def shape(x):\n    return x[0] - x[1]")
+    reply = sr(
+        "def shape(x):\n    return x[0] * 2.0 + x[1]", "def shape(x):\n    return x[0] - x[1]"
+    )
     out = apply_search_replace(SEED, reply)
     assert "    return x[0] - x[1]\n" in out
     deleted = apply_search_replace(SEED, sr('CONFIG = {"width": 64, "depth": 3}', ""))
@@ -40,7 +45,9 @@ def test_multiline_block_and_deletion() -> None:
 
 def test_whitespace_tolerant_match_reindents_replacement() -> None:
     # The model lost the indentation and added trailing spaces.
-    reply = sr("def shape(x):   \nreturn x[0] * 2.0 + x[1]", "def shape(x):\nreturn x[0] * 3.0 + x[1]")
+    reply = sr(
+        "def shape(x):   \nreturn x[0] * 2.0 + x[1]", "def shape(x):\nreturn x[0] * 3.0 + x[1]"
+    )
     with pytest.raises(DiffError):  # relative indentation differs: refused, not guessed
         apply_search_replace(SEED, reply)
     reply = sr("  return x[0] * 2.0 + x[1]  ", "  y = x[0] * 3.0\n  return y + x[1]")
@@ -50,7 +57,9 @@ def test_whitespace_tolerant_match_reindents_replacement() -> None:
 
 
 def test_failing_block_is_named_with_reason() -> None:
-    reply = sr("THRESHOLD = 0.3", "THRESHOLD = 0.4") + sr("LEARNING_RATE = 0.01", "LEARNING_RATE = 0.1")
+    reply = sr("THRESHOLD = 0.3", "THRESHOLD = 0.4") + sr(
+        "LEARNING_RATE = 0.01", "LEARNING_RATE = 0.1"
+    )
     with pytest.raises(DiffError) as err:
         apply_search_replace(SEED, reply)
     msg = str(err.value)

@@ -86,7 +86,9 @@ async def test_non_retryable_status_fails_at_once() -> None:
 
 
 async def test_token_budget_stops_calls_before_they_are_made() -> None:
-    with OpenAIStub(script=[Reply("one", usage=(900, 60)), Reply("two", usage=(20, 15)), "three"]) as stub:
+    with OpenAIStub(
+        script=[Reply("one", usage=(900, 60)), Reply("two", usage=(20, 15)), "three"]
+    ) as stub:
         # 960 used + ~14 for the next prompt fits under 1000; the third call would not.
         client = client_for(stub, budget=LLMBudget(max_tokens=1000))
         await client.chat(MSGS, role="researcher", run_id="r")
@@ -115,7 +117,9 @@ async def test_weighted_models_are_picked_by_seeded_rng() -> None:
     async def picks(seed: int) -> list[str]:
         with OpenAIStub(handler=lambda body: f"from {body['model']}") as stub:
             client = client_for(stub, models=models, seed=seed)
-            out = [(await client.chat(MSGS, role="researcher", run_id="r"))[1].model for _ in range(40)]
+            out = [
+                (await client.chat(MSGS, role="researcher", run_id="r"))[1].model for _ in range(40)
+            ]
             await client.close()
             assert [r["model"] for r in stub.requests] == out
         return out
