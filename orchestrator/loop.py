@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -241,11 +242,14 @@ class EvolutionLoop:
                 selection = self.sampler.select(self._rng(i))
                 self._selected_upto = i
                 self._cond.notify_all()
-            proposal = await self._propose(i, selection)
+            ctx = self._context(i, selection)
+            proposal = await self._propose(ctx, attempt=0)
             async with self._cond:
                 await self._cond.wait_for(lambda i=i: self._stored_upto == i - 1 or self._fatal is not None)
                 if self._fatal is not None:
                     return
+                # Novelty is judged against what is stored before i, in order: deterministic.
+                proposal = await self._ensure_novel(ctx, proposal)
                 cand = self._store_proposal(i, selection, proposal)
                 self._stored_upto = i
                 self._cond.notify_all()
@@ -261,36 +265,46 @@ class EvolutionLoop:
                         return
                     await asyncio.sleep(0.02)
 
-    async def _propose(self, i: int, selection: Any) -> Proposal | str:
-        """A proposal, or the text of why none could be made (recorded as a rejected candidate)."""
+    def _context(self, i: int, selection: Any) -> ResearchContext:
         parent = self._get(selection.parent_id)
-        inspirations = [c for c in (self._get(x) for x in selection.inspiration_ids) if c is not None]
-        insights = self._retrieve_insights(parent)
-        last_reason = ""
-        for attempt in range(NOVELTY_RETRIES + 1):
-            ctx = ResearchContext(
-                task=self.task, run_id=self.run_rec.id, iteration=i,
-                rng_seed=self.run_rec.seed * 1_000_003 + attempt,
-                parent=parent, inspirations=inspirations, insights=insights,
-                failures=list(self._failures[-RECENT_FAILURES:]),
-                parent_feedback=self._feedback.get(parent.id, ""),
-            )
-            try:
-                proposal = await self.researcher.propose(ctx)
-            except EvoforgeError as exc:
-                return f"researcher failed: {exc}"
-            except Exception as exc:  # an agent error is the candidate's loss, not the run's
-                if exc.__class__.__name__ == "LLMBudgetExceeded":
-                    self.request_stop(f"budget reached: {exc}")
-                return f"researcher failed: {exc.__class__.__name__}: {exc}"
-            self._charge_llm(proposal.llm_calls)
-            dup = self.novelty.is_duplicate(proposal.code) if self.novelty is not None else None
+        inspirations = [self._get(x) for x in selection.inspiration_ids]
+        return ResearchContext(
+            task=self.task, run_id=self.run_rec.id, iteration=i,
+            rng_seed=self.run_rec.seed * 1_000_003,
+            parent=parent, inspirations=inspirations, insights=self._retrieve_insights(parent),
+            failures=list(self._failures[-RECENT_FAILURES:]),
+            parent_feedback=self._feedback.get(parent.id, ""),
+        )
+
+    async def _propose(self, ctx: ResearchContext, attempt: int) -> Proposal | str:
+        """A proposal, or the text of why none could be made (recorded as a rejected candidate)."""
+        if attempt:
+            ctx = dataclasses.replace(ctx, rng_seed=ctx.rng_seed + attempt)
+        try:
+            proposal = await self.researcher.propose(ctx)
+        except Exception as exc:  # an agent error is this candidate's loss, not the run's
+            if exc.__class__.__name__ == "LLMBudgetExceeded":
+                self.request_stop(f"budget reached: {exc}")
+            return f"researcher failed: {exc.__class__.__name__}: {exc}"
+        self._charge_llm(proposal.llm_calls)
+        return proposal
+
+    async def _ensure_novel(self, ctx: ResearchContext, proposal: Proposal | str) -> Proposal | str:
+        """Near-duplicates of stored candidates are rejected before any evaluation is spent;
+        the offline Researcher (free to ask again) retries with another rng stream."""
+        if self.novelty is None or isinstance(proposal, str):
+            return proposal
+        retries = NOVELTY_RETRIES if getattr(self.researcher, "offline", False) else 0
+        for attempt in range(1, retries + 2):
+            dup = self.novelty.is_duplicate(proposal.code)
             if dup is None:
                 return proposal
-            last_reason = f"near-duplicate of {dup}"
-            if not getattr(self.researcher, "offline", False):
-                break
-        return f"rejected before evaluation: {last_reason}"
+            if attempt > retries:
+                return f"rejected before evaluation: near-duplicate of {dup}"
+            proposal = await self._propose(ctx, attempt)
+            if isinstance(proposal, str):
+                return proposal
+        return proposal
 
     def _charge_llm(self, calls: list[Any]) -> None:
         tokens = sum(c.prompt_tokens + c.completion_tokens for c in calls)
