@@ -2,9 +2,11 @@
 
 Operators, all confined to the EVOLVE blocks (see agents/literals.py for what a site is):
 - mutate: 1-3 sites change. Ints step by ±1..±max(1, 20%) (never below 0: the sign is a
-  separate token); floats are multiplied by a log-normal factor (sign kept), floats in (0, 1)
-  move in logit space and stay in (0, 1); `# evolve: range [lo, hi]` clips; declared choices
-  swap to another choice.
+  separate token); floats are multiplied by a log-normal factor (sign kept); a float in (0, 1)
+  named like a probability or fraction (p, prob, rate, lr, ratio, frac, dropout, threshold,
+  momentum, decay, alpha, ...) moves in logit space and stays in (0, 1), other floats are free
+  to cross 1 (a blanket rule would trap a 1.0 that once stepped to 0.98);
+  `# evolve: range [lo, hi]` clips; declared choices swap to another choice.
 - crossover: lines of the parent whose literal-blanked skeleton matches a line of an
   inspiration take the inspiration's version with probability 1/2 (at least one does).
 Every proposal compiles (Python programs) and differs from its parent; a draw that fails is
@@ -16,6 +18,7 @@ from __future__ import annotations
 import difflib
 import math
 import random
+import re
 from typing import Any
 
 from agents.errors import ProposalError
@@ -25,10 +28,18 @@ from agents.researcher import Proposal, ResearchContext, _is_python
 MAX_TRIES = 12
 CROSSOVER_P = 0.3  # chance to try crossover when there are inspirations
 SITES_PER_PROPOSAL = ([1, 2, 3], [0.6, 0.3, 0.1])
-CHOICE_WEIGHT = 3.0  # a declared alternative is worth more than one of many numbers
+CHOICE_WEIGHT = 1.5  # a declared alternative is worth a little more than one of many numbers
 FLOAT_SIGMA = 0.35  # log-normal sigma of the float factor
 LOGIT_SIGMA = 0.6  # sigma in logit space for floats in (0, 1)
 INT_STEP_FRACTION = 0.2
+_PROBABILITY_NAME = re.compile(
+    r"(^|[_#.])(p|prob\w*|proba|rate|lr|ratio|frac\w*|dropout|drop|thresh\w*|momentum|decay"
+    r"|alpha|beta\d?|gamma|eps\w*|quantile|q|keep\w*|pct|percent\w*|share|tau|rho|mix\w*)($|[_#.\d])"
+)
+
+
+def probability_like(name: str) -> bool:
+    return bool(_PROBABILITY_NAME.search(name.lower())) or "prob" in name.lower()
 
 
 def _fmt_float(x: float, digits: int = 3) -> str:
@@ -62,7 +73,7 @@ def mutate_site(site: Site, rng: random.Random) -> str | None:
             new = int(_clip(new, site.bounds))
         return str(new) if new != v else None
     v = float(value)
-    if site.bounds is None and 0.0 < v < 1.0:
+    if site.bounds is None and 0.0 < v < 1.0 and probability_like(site.name):
         logit = math.log(v / (1 - v)) + rng.gauss(0.0, LOGIT_SIGMA)
         new_f = min(max(1 / (1 + math.exp(-logit)), 0.001), 0.999)
     elif v == 0.0:
@@ -72,7 +83,8 @@ def mutate_site(site: Site, rng: random.Random) -> str | None:
     new_f = _clip(new_f, site.bounds)
     for digits in (3, 4, 6):
         text = _fmt_float(new_f, digits)
-        if float(text) != v and (site.bounds is not None or not 0 < v < 1 or 0 < float(text) < 1):
+        kept = 0 < float(text) < 1 or not (0 < v < 1 and probability_like(site.name))
+        if float(text) != v and (site.bounds is not None or kept):
             return text
     return None
 
