@@ -65,6 +65,10 @@ class SandboxResult(BaseModel):
     image_id: str = ""
     backend: str = ""
     exit_code: int | None = None
+    #: Filled by GPU backends (modal); 0 / "" elsewhere. The loop charges them to the budget.
+    gpu_type: str = ""
+    gpu_seconds: float = Field(default=0.0, ge=0)
+    cost_usd: float = Field(default=0.0, ge=0)
 
     @field_validator("score")
     @classmethod
