@@ -6,7 +6,7 @@ the run's history ("THRESHOLD 0.3->0.42"), aggregates how each kind of edit move
 and reports an edit only when the evidence is consistent (e.g. "raising THRESHOLD improved the
 score in 5 of 6 children, mean +0.012"); it also reports failures that recur with the same
 error line. At most MAX_INSIGHTS_PER_CALL per call, each re-stated only when its evidence has
-grown by half. `LLMAnalyzer` asks a model for JSON and parses it tolerantly.
+doubled. `LLMAnalyzer` asks a model for JSON and parses it tolerantly.
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ class OfflineAnalyzer:
 
     def _worth_saying(self, key: tuple[str, ...], n: int) -> bool:
         before = self._said.get(key)
-        return before is None or n >= before * 1.5
+        return before is None or n >= before * 2
 
     async def analyze(self, ctx: AnalysisContext) -> Analysis:
         return self.analyze_sync(ctx)

@@ -3,18 +3,21 @@
 A candidate is a duplicate of an earlier one when
 - its code is the same up to comments and whitespace (always; no embedder needed), or
 - its embedding has cosine >= `threshold` with an earlier one AND (with `literal_aware`, the
-  default) the two carry the same literal values.
+  default) the two have the same multiset of non-identifier tokens (literals, operators,
+  keywords): they differ only in names and statement order.
 
-The second condition is why: two programs that differ in one constant embed almost identically
-(cosine > 0.995 with MiniLM), yet they are different experiments, exactly the ones the offline
-Researcher proposes. Renamed variables, reordered statements and reworded code with the same
-constants are what the embedding catches.
+Why the second condition: all-MiniLM-L6-v2 gives cosine 1.0000 to two programs that differ in
+one constant and 0.9998 to `+ x[1]` vs `- x[1]` (and it reads only the first 256 word pieces),
+yet those are different experiments, exactly the ones the offline Researcher proposes. Renamed
+variables and reordered statements with the same constants and operators are what is left for
+the embedding to catch.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import keyword
 import re
 import tokenize
 from typing import Any
@@ -51,8 +54,19 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _literals(code: str) -> tuple[str, ...]:
-    return tuple(_LITERAL.findall(normalise(code)))
+def _signature(code: str) -> tuple[str, ...]:
+    """The sorted non-identifier tokens of `code` (a multiset: statement order may change)."""
+    try:
+        toks = list(tokenize.generate_tokens(io.StringIO(code).readline))
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        return tuple(sorted(_LITERAL.findall(normalise(code))))
+    kept = [
+        t.string
+        for t in toks
+        if t.type in (tokenize.NUMBER, tokenize.STRING, tokenize.OP)
+        or (t.type == tokenize.NAME and keyword.iskeyword(t.string))
+    ]
+    return tuple(sorted(kept))
 
 
 class NoveltyFilter:
@@ -66,7 +80,7 @@ class NoveltyFilter:
         self.literal_aware = literal_aware
         self._exact: dict[str, str] = {}
         self._ids: list[str] = []
-        self._literals: list[tuple[str, ...]] = []
+        self._signatures: list[tuple[str, ...]] = []
         self._vectors: list[np.ndarray] = []
         self._matrix: np.ndarray | None = None
 
@@ -85,7 +99,7 @@ class NoveltyFilter:
         self._exact[key] = cid
         if self.embedder is not None:
             self._ids.append(cid)
-            self._literals.append(_literals(code))
+            self._signatures.append(_signature(code))
             self._vectors.append(self._embed(code))
             self._matrix = None
 
@@ -97,10 +111,10 @@ class NoveltyFilter:
         if self._matrix is None:
             self._matrix = np.stack(self._vectors)
         sims = self._matrix @ self._embed(code)
-        lits = _literals(code) if self.literal_aware else ()
+        sig = _signature(code) if self.literal_aware else ()
         for i in np.argsort(-sims):
             if sims[i] < self.threshold:
                 break
-            if not self.literal_aware or self._literals[i] == lits:
+            if not self.literal_aware or self._signatures[i] == sig:
                 return self._ids[i]
         return None
