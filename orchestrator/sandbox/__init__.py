@@ -18,7 +18,9 @@ __all__ = ["Limits", "Sandbox", "SandboxJob", "SandboxResult", "SANDBOX_KINDS", 
 
 
 def make_sandbox(kind: str, **opts: Any) -> Sandbox:
-    """A sandbox backend by name. `opts` go to the backend's constructor."""
+    """A sandbox backend by name. `opts` go to the backend's constructor; `settings` (the run's
+    `orchestrator.config.Settings`) is accepted and not needed by the local backends."""
+    settings = opts.pop("settings", None)
     if kind == "docker":
         from orchestrator.sandbox.docker import DockerSandbox  # noqa: PLC0415 - docker SDK only when used
 
@@ -35,5 +37,5 @@ def make_sandbox(kind: str, **opts: Any) -> Sandbox:
                 "the modal sandbox backend is not available in this build: use --sandbox docker "
                 "(or --sandbox process on a machine without Docker)"
             ) from exc
-        return ModalSandbox(**opts)
+        return ModalSandbox(settings=settings, **opts)
     raise SandboxError(f"unknown sandbox {kind!r}: choose one of {', '.join(SANDBOX_KINDS)}")
