@@ -19,7 +19,7 @@ import io
 import keyword
 import re
 import tokenize
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from agents.blocks import evolvable_lines
@@ -30,8 +30,14 @@ _DIRECTIVE = re.compile(r"#\s*evolve:\s*(choices|range|fixed)\b\s*(.*)$")
 _NUMBER = re.compile(
     r"(?<![\w.])(?:\d[\d_]*\.?[\d_]*(?:[eE][+-]?\d+)?|\.\d[\d_]*(?:[eE][+-]?\d+)?)(?![\w.])"
 )
-_ASSIGN_NAME = re.compile(r"([A-Za-z_][\w.]*)\s*(?::[^=]*)?(?:[+\-*/]?=)(?!=)")
-_DICT_KEY = re.compile(r"[\"']([\w\-. ]+)[\"']\s*:")
+_DIRECT_NAME = re.compile(r"([A-Za-z_][\w.]*)\s*(?::\s*[\w.\[\], |]+)?\s*=\s*-?\s*$")
+_DIRECT_KEY = re.compile(r"[\"']([\w\-. ]+)[\"']\s*:\s*-?\s*$")
+_STATEMENT_TARGET = re.compile(r"\s*([A-Za-z_][\w.]*)\s*(?::[^=]*)?(?:[+\-*/]?=)(?!=)")
+_CONSTANT_LINE = re.compile(
+    r"^\s*[A-Za-z_][\w.]*\s*(?::[^=]+)?=\s*-?\s*[\d.][\w.+-]*\s*,?\s*(?:#.*)?$"
+)
+_DICT_ENTRY = re.compile(r"^\s*[\"'][\w\-. ]+[\"']\s*:\s*-?\s*[\d.][\w.+-]*\s*,?\s*(?:#.*)?$")
+_STRUCTURAL_KEYWORDS = {"axis", "dim", "ndim", "keepdims", "ord", "endpoint", "ndmin", "axes"}
 _STRING = re.compile(r"(?:[rbuRBU]{0,2})(\"[^\"\n]*\"|'[^'\n]*')")
 
 
@@ -46,6 +52,7 @@ class Site:
     choices: tuple[Any, ...] = ()
     bounds: tuple[float, float] | None = None
     negated: bool = False  # a unary minus precedes the literal
+    weight: float = 1.0  # how often operators pick it (tunable constants over plumbing)
 
 
 @dataclass(frozen=True)
@@ -102,13 +109,14 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _name_for(prefix: str, line_no: int) -> str:
-    key = _DICT_KEY.findall(prefix)
-    assign = list(_ASSIGN_NAME.finditer(prefix))
-    if key and (not assign or prefix.rfind(key[-1]) > assign[-1].start()):
-        return key[-1]
-    if assign:
-        return assign[-1].group(1)
-    return f"L{line_no + 1}"
+    """What a literal is called: the keyword or target right before it (`alpha=`, `X = `), the
+    dict key right before it, the target of its statement, else its line ("L12")."""
+    for pattern in (_DIRECT_NAME, _DIRECT_KEY):
+        m = pattern.search(prefix)
+        if m:
+            return m.group(1)
+    m = _STATEMENT_TARGET.match(prefix)
+    return m.group(1) if m else f"L{line_no + 1}"
 
 
 def _numeric_kind(text: str) -> SiteKind | None:
@@ -165,7 +173,9 @@ def find_sites(code: str) -> list[Site]:
                 sites.append(site)
     skip = {i for i, n in notes.items() if n is not None and n.kind in ("choices", "fixed")}
     toks = _tokens(code)
-    numbers: list[tuple[int, int, int, str, bool]] = []  # line, col, end, text, negated
+    numbers: list[
+        tuple[int, int, int, str, bool, str]
+    ] = []  # line, col, end, text, negated, prev op
     if toks is not None:
         stack: list[bool] = []  # per open bracket: is it a subscript?
         prev: tokenize.TokenInfo | None = None
@@ -194,7 +204,11 @@ def find_sites(code: str) -> list[Site]:
                         or prev2.string in ("return", "in", "else")
                     )
                 )
-                numbers.append((tok.start[0] - 1, tok.start[1], tok.end[1], tok.string, negated))
+                before = prev2 if negated else prev
+                op = before.string if before is not None and before.type == tokenize.OP else ""
+                numbers.append(
+                    (tok.start[0] - 1, tok.start[1], tok.end[1], tok.string, negated, op)
+                )
             if tok.type not in (
                 tokenize.NL,
                 tokenize.NEWLINE,
@@ -206,8 +220,8 @@ def find_sites(code: str) -> list[Site]:
     else:  # not Python: plain scan of number-looking words
         for i, line in enumerate(lines):
             for m in _NUMBER.finditer(line.split("#", 1)[0]):
-                numbers.append((i, m.start(), m.end(), m.group(0), False))
-    for line_no, col, end, text, negated in numbers:
+                numbers.append((i, m.start(), m.end(), m.group(0), False, ""))
+    for line_no, col, end, text, negated, op in numbers:
         if line_no not in allowed or line_no in skip:
             continue
         kind = _numeric_kind(text)
@@ -215,6 +229,10 @@ def find_sites(code: str) -> list[Site]:
             continue
         note = notes.get(line_no)
         bounds = note.value if note is not None and note.kind == "range" and not negated else None
+        name = _name_for(lines[line_no][:col], line_no)
+        weight = 1.0 if bounds is not None else _site_weight(lines[line_no], name, text, op)
+        if weight <= 0:
+            continue
         sites.append(
             Site(
                 line_no,
@@ -222,13 +240,28 @@ def find_sites(code: str) -> list[Site]:
                 end,
                 text,
                 kind,
-                _name_for(lines[line_no][:col], line_no),
+                name,
                 bounds=bounds,
                 negated=negated,
+                weight=weight,
             )
         )
     sites.sort(key=lambda s: (s.line, s.col))
     return _unique_names(sites)
+
+
+def _site_weight(line: str, name: str, text: str, op: str) -> float:
+    """Tunable constants (`NAME = 0.3`, a config dict entry) are picked far more often than
+    literals inside expressions (`2 * n`, `x ** 2`, `1 - p`); `axis=1` and the like never."""
+    if name.split("#")[0] in _STRUCTURAL_KEYWORDS:
+        return 0.0
+    if _CONSTANT_LINE.match(line) or _DICT_ENTRY.match(line):
+        return 1.0
+    if op == "**" or (op not in ("=", ":") and text in ("0", "1", "2", "0.0", "1.0", "2.0")):
+        return 0.05
+    if op == ":" and not name.startswith("L"):  # an entry of an inline config dict
+        return 0.8
+    return 0.3 if op == "=" else 0.15
 
 
 def _unique_names(sites: list[Site]) -> list[Site]:
@@ -237,17 +270,7 @@ def _unique_names(sites: list[Site]) -> list[Site]:
     for s in sites:
         seen[s.name] = seen.get(s.name, 0) + 1
         if seen[s.name] > 1:
-            s = Site(
-                s.line,
-                s.col,
-                s.end_col,
-                s.text,
-                s.kind,
-                f"{s.name}#{seen[s.name]}",
-                s.choices,
-                s.bounds,
-                s.negated,
-            )
+            s = replace(s, name=f"{s.name}#{seen[s.name]}")
         out.append(s)
     return out
 

@@ -102,7 +102,7 @@ def mutate(code: str, rng: random.Random) -> str | None:
     if not sites:
         return None
     count = min(len(sites), rng.choices(*SITES_PER_PROPOSAL)[0])
-    weights = [CHOICE_WEIGHT if s.kind == "choice" else 1.0 for s in sites]
+    weights = [CHOICE_WEIGHT if s.kind == "choice" else s.weight for s in sites]
     chosen: list[Site] = []
     pool = list(zip(sites, weights, strict=True))
     while pool and len(chosen) < count:

@@ -59,6 +59,22 @@ def test_sites_skip_indices_fixed_lines_and_outside_code() -> None:
     assert names["L18"].text == "2.0"  # `x[0] * 2.0`: the index is skipped, the factor is not
 
 
+def test_tunable_constants_outweigh_plumbing_literals() -> None:
+    code = (
+        "# EVOLVE-BLOCK-START\nRATE = 0.3\ncfg = {'width': 64}\n"
+        "def f(x, n):\n    y = x.sum(axis=1) ** 2\n    return y * 3.5 * n - 1 + g(alpha=0.7)\n"
+        "# EVOLVE-BLOCK-END\n"
+    )
+    weights = {s.name: s.weight for s in find_sites(code)}
+    assert "axis" not in weights  # `axis=1` is never a tuning knob
+    assert weights["RATE"] == 1.0 and weights["width"] > 0.5
+    assert weights["alpha"] > weights["L6"] > weights["y"]  # keyword > factor > exponent
+    picks = [
+        OfflineResearcher(0).propose_sync(ctx_for(code, iteration=i)).summary for i in range(60)
+    ]
+    assert sum("RATE" in p for p in picks) > sum("y " in p for p in picks)
+
+
 def test_proposals_are_deterministic_for_seed_iteration_and_rng_seed() -> None:
     a = [OfflineResearcher(5).propose_sync(ctx_for(iteration=i)).code for i in range(8)]
     b = [OfflineResearcher(5).propose_sync(ctx_for(iteration=i)).code for i in range(8)]
