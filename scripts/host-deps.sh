@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Host tools the image bootstrap needs (debootstrap). Installed from Debian packages when missing.
+# Host tools: the image bootstrap needs debootstrap; the report tests render pages in headless
+# chromium. Installed from Debian packages when missing.
 set -euo pipefail
 missing=()
 command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
+command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
