@@ -37,6 +37,7 @@ _CONSTANT_LINE = re.compile(
     r"^\s*[A-Za-z_][\w.]*\s*(?::[^=]+)?=\s*-?\s*[\d.][\w.+-]*\s*,?\s*(?:#.*)?$"
 )
 _DICT_ENTRY = re.compile(r"^\s*[\"'][\w\-. ]+[\"']\s*:\s*-?\s*[\d.][\w.+-]*\s*,?\s*(?:#.*)?$")
+_DEF_LINE = re.compile(r"^\s*(?:async\s+)?def\s")
 _STRUCTURAL_KEYWORDS = {"axis", "dim", "ndim", "keepdims", "ord", "endpoint", "ndmin", "axes"}
 _STRING = re.compile(r"(?:[rbuRBU]{0,2})(\"[^\"\n]*\"|'[^'\n]*')")
 
@@ -253,8 +254,14 @@ def find_sites(code: str) -> list[Site]:
 def _site_weight(line: str, name: str, text: str, op: str) -> float:
     """Tunable constants (`NAME = 0.3`, a config dict entry) are picked far more often than
     literals inside expressions (`2 * n`, `x ** 2`, `1 - p`); `axis=1` and the like never."""
-    if name.split("#")[0] in _STRUCTURAL_KEYWORDS:
-        return 0.0
+    if name.split("#")[0] in _STRUCTURAL_KEYWORDS or _DEF_LINE.match(line):
+        return 0.0  # default arguments are the program's interface, not its knobs
+    try:
+        tiny = 0 < abs(float(text.replace("_", ""))) < 1e-6
+    except ValueError:
+        tiny = False
+    if tiny:
+        return 0.05  # a numerical guard (1e-12), rarely a knob
     if _CONSTANT_LINE.match(line) or _DICT_ENTRY.match(line):
         return 1.0
     if op == "**" or (op not in ("=", ":") and text in ("0", "1", "2", "0.0", "1.0", "2.0")):
