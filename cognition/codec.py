@@ -12,7 +12,7 @@ import struct
 from typing import Any, TypeVar
 
 import msgpack
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from cognition.errors import RecordError
 from cognition.records import Record
@@ -48,6 +48,23 @@ def decode(model: type[R], raw: bytes, *, where: str) -> R:
     except (ValidationError, ValueError, msgpack.ExtraData, msgpack.FormatError) as exc:
         raise RecordError(
             f"{where}: stored value is not a valid {model.__name__} ({exc}); "
+            "restore the store from a backup (`evolve store backup` makes one)"
+        ) from exc
+
+
+_LIST_ADAPTERS: dict[type[Record], TypeAdapter[Any]] = {}
+
+
+def decode_many(model: type[R], raws: list[bytes], *, where: str) -> list[R]:
+    """Validate many stored values at once (one pydantic call, faster than one per value)."""
+    adapter = _LIST_ADAPTERS.get(model)
+    if adapter is None:
+        adapter = _LIST_ADAPTERS[model] = TypeAdapter(list[model])  # type: ignore[valid-type]
+    try:
+        return adapter.validate_python([unpack(raw) for raw in raws])
+    except (ValidationError, ValueError, msgpack.ExtraData, msgpack.FormatError) as exc:
+        raise RecordError(
+            f"{where}: a stored value is not a valid {model.__name__} ({exc}); "
             "restore the store from a backup (`evolve store backup` makes one)"
         ) from exc
 

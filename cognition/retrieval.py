@@ -102,12 +102,17 @@ class VectorIndex:
             mask = self._mask(n, task, source)
             if mask is False:
                 return []
-            if mask is None and n <= DIRECT_MAX_ROWS:
-                return self._top(np.arange(n), self._f32[:n] @ q, k)
             if mask is not None:
                 rows = np.flatnonzero(mask)
-                if rows.size <= DIRECT_MAX_ROWS:
+                if rows.size == 0:
+                    return []
+                if rows.size <= DIRECT_MAX_ROWS and rows.size * 4 < n:  # sparse: gather
                     return self._top(rows, self._f32[rows] @ q, k)
+            if n <= DIRECT_MAX_ROWS:  # small: score all rows in place, no gather copy
+                scores = self._f32[:n] @ q
+                if mask is None:
+                    return self._top(np.arange(n), scores, k)
+                return self._top(rows, scores[rows], k)
             return self._search_bounded(q, n, k, mask)
 
     def _mask(self, n: int, task: str | None, source: str | None) -> np.ndarray | None | bool:

@@ -104,7 +104,12 @@ class StoreWriter:
         vectors = self._store.vectors
         if vector is None:
             vector = vectors.embedder.embed([i.text])[0]
-        vector = np.asarray(vector, dtype=np.float32).reshape(vectors.embedder.dim)
+        vector = np.asarray(vector, dtype=np.float32).ravel()
+        if vector.shape != (vectors.embedder.dim,):
+            raise StoreError(
+                f"insight {i.id}: vector has {vector.size} values, the {vectors.embedder.kind} "
+                f"embedder makes {vectors.embedder.dim}; pass vector=None to embed the text"
+            )
         if dedupe and self._store.get_insight(i.id) is None:
             twin = self._near_duplicate(i, vector)
             if twin is not None:
