@@ -21,7 +21,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aiohttp import web
@@ -81,7 +81,9 @@ class OpenAIStub:
     def _next(self, body: dict[str, Any]) -> Reply:
         if self._handler is not None:
             out = self._handler(body)
-            return out if isinstance(out, Reply) else Reply(content=out, delay_s=self._delay_s)
+            if isinstance(out, Reply):
+                return out if out.delay_s else replace(out, delay_s=self._delay_s)
+            return Reply(content=out, delay_s=self._delay_s)
         with self._lock:
             if not self._script:
                 return Reply(
