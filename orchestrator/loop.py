@@ -31,6 +31,7 @@ import numpy as np
 from agents.analyzer import AnalysisContext
 from agents.diff import unified_diff
 from agents.engineer import Engineer, EngineeringResult
+from agents.errors import LLMBudgetExceeded
 from agents.researcher import Proposal, ResearchContext
 from cognition.records import Candidate, Evaluation, Event, Insight, Run, new_id
 from orchestrator.budget import Budget, BudgetTracker, Usage
@@ -47,6 +48,14 @@ RECENT_FAILURES = 3
 NOVELTY_RETRIES = 4
 #: Waiting for a lost Docker daemon before giving up on a run.
 LOST_RETRY_DELAYS = (2, 5, 10, 20, 30)
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """Why an iteration produced nothing to evaluate, with the LLM calls it still cost."""
+
+    reason: str
+    llm_calls: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -114,6 +123,7 @@ class EvolutionLoop:
         self._finished: dict[int, Candidate] = {}
         self._fed_upto = -1
         self._feedback: dict[str, str] = {}
+        self._metrics: dict[str, dict[str, Any]] = {}
         self._failures: list[tuple[Candidate, Evaluation]] = []
         self._stopping = False
         self.stop_reason = ""
@@ -274,25 +284,28 @@ class EvolutionLoop:
             parent=parent, inspirations=inspirations, insights=self._retrieve_insights(parent),
             failures=list(self._failures[-RECENT_FAILURES:]),
             parent_feedback=self._feedback.get(parent.id, ""),
+            parent_metrics=dict(self._metrics.get(parent.id, {})),
         )
 
-    async def _propose(self, ctx: ResearchContext, attempt: int) -> Proposal | str:
-        """A proposal, or the text of why none could be made (recorded as a rejected candidate)."""
+    async def _propose(self, ctx: ResearchContext, attempt: int) -> Proposal | Rejected:
+        """A proposal, or why none could be made (recorded as a rejected candidate)."""
         if attempt:
             ctx = dataclasses.replace(ctx, rng_seed=ctx.rng_seed + attempt)
         try:
             proposal = await self.researcher.propose(ctx)
         except Exception as exc:  # an agent error is this candidate's loss, not the run's
-            if exc.__class__.__name__ == "LLMBudgetExceeded":
+            if isinstance(exc, LLMBudgetExceeded):
                 self.request_stop(f"budget reached: {exc}")
-            return f"researcher failed: {exc.__class__.__name__}: {exc}"
+            spent = tuple(getattr(exc, "llm_calls", ()) or ())
+            self._charge_llm(list(spent))
+            return Rejected(f"researcher failed: {exc.__class__.__name__}: {exc}", spent)
         self._charge_llm(proposal.llm_calls)
         return proposal
 
-    async def _ensure_novel(self, ctx: ResearchContext, proposal: Proposal | str) -> Proposal | str:
+    async def _ensure_novel(self, ctx: ResearchContext, proposal: Proposal | Rejected) -> Proposal | Rejected:
         """Near-duplicates of stored candidates are rejected before any evaluation is spent;
         the offline Researcher (free to ask again) retries with another rng stream."""
-        if self.novelty is None or isinstance(proposal, str):
+        if self.novelty is None or isinstance(proposal, Rejected):
             return proposal
         retries = NOVELTY_RETRIES if getattr(self.researcher, "offline", False) else 0
         for attempt in range(1, retries + 2):
@@ -300,9 +313,10 @@ class EvolutionLoop:
             if dup is None:
                 return proposal
             if attempt > retries:
-                return f"rejected before evaluation: near-duplicate of {dup}"
+                return Rejected(f"rejected before evaluation: near-duplicate of {dup}",
+                                tuple(proposal.llm_calls))
             proposal = await self._propose(ctx, attempt)
-            if isinstance(proposal, str):
+            if isinstance(proposal, Rejected):
                 return proposal
         return proposal
 
@@ -312,15 +326,15 @@ class EvolutionLoop:
         if tokens or usd:
             self.budget.charge(tokens=tokens, usd=usd)
 
-    def _store_proposal(self, i: int, selection: Any, proposal: Proposal | str) -> Candidate:
+    def _store_proposal(self, i: int, selection: Any, proposal: Proposal | Rejected) -> Candidate:
         parent = self._get(selection.parent_id)
-        if isinstance(proposal, str):
+        if isinstance(proposal, Rejected):
             cand = Candidate(
                 id=new_id("cand"), run_id=self.run_rec.id, task=self.task.name, iteration=i,
                 code=parent.code, parent_id=parent.id, island=selection.island,
-                origin="rejected", summary=proposal, state="rejected",
+                origin="rejected", summary=proposal.reason, state="rejected",
             )
-            calls: list[Any] = []
+            calls: list[Any] = list(proposal.llm_calls)
         else:
             cand = Candidate(
                 id=new_id("cand"), run_id=self.run_rec.id, task=self.task.name, iteration=i,
@@ -425,6 +439,12 @@ class EvolutionLoop:
             try:
                 fixed = await self.researcher.repair(ctx, cand.code, result.feedback)
             except Exception as exc:
+                spent = list(getattr(exc, "llm_calls", ()) or ())
+                self._charge_llm(spent)
+                if spent:
+                    with self.store.write() as w:
+                        for call in spent:
+                            w.put_llm_call(call.model_copy(update={"candidate_id": cand.id}))
                 log.warning("repair failed", candidate=cand.id, error=str(exc))
                 return cand, result
             if fixed is None:
@@ -549,6 +569,7 @@ class EvolutionLoop:
             self._finished[cand.iteration] = cand
             if result is not None:
                 self._feedback[cand.id] = result.feedback
+                self._metrics[cand.id] = result.metrics
                 if result.status != "ok" and result.evaluations:
                     self._failures.append((cand, result.evaluations[-1]))
                     del self._failures[:-RECENT_FAILURES * 3]
