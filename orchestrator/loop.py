@@ -185,7 +185,10 @@ class EvolutionLoop:
         for c in cands:
             if c.state in ("done", "rejected"):
                 self._finished[c.iteration] = c
-                self._feedback[c.id] = self._last_feedback(c)
+                evs = self.store.evaluations_of(c.id)
+                if evs:
+                    self._feedback[c.id] = evs[-1].feedback
+                    self._metrics[c.id] = evs[-1].metrics
             else:
                 pending.append(c)
             if self.novelty is not None:
@@ -222,10 +225,6 @@ class EvolutionLoop:
             id=new_id("cand"), run_id=self.run_rec.id, task=self.task.name, iteration=0,
             code=code, origin="seed", summary="the task's seed program",
         )
-
-    def _last_feedback(self, c: Candidate) -> str:
-        evs = self.store.evaluations_of(c.id)
-        return evs[-1].feedback if evs else ""
 
     # ----------------------------------------------------------------- proposers
 
