@@ -109,6 +109,7 @@ def collect(store: Any, run: Any) -> dict[str, Any]:
     for e in evals:
         evals_by_cand[e.candidate_id].append(e)
     lanes = lineage_layout(cands)
+    given = _insights_given(events)
     codes: dict[str, int] = {}
     nodes = []
     for c in cands:
@@ -118,7 +119,7 @@ def collect(store: Any, run: Any) -> dict[str, Any]:
             "st": c.status, "state": c.state, "o": c.origin, "sum": c.summary, "isl": c.island,
             "stage": c.stage_reached, "t": round(c.created_at - t0, 3), "x": lane.x, "y": lane.y,
             "code": codes.setdefault(c.code, len(codes)), "diff": c.diff, "image": c.image,
-            "insp": list(c.inspiration_ids),
+            "insp": list(c.inspiration_ids), "ins": given.get(c.id),
             "evals": [_eval_row(e) for e in sorted(evals_by_cand.get(c.id, []),
                                                    key=lambda e: e.created_at)],
         })
@@ -184,6 +185,16 @@ def _insights(store: Any, run: Any, calls: list[Any], events: list[Any]) -> dict
                 "t": round(i.created_at - run.created_at, 3), "used": counts.get(i.id)}
     return {"learned": [row(i) for i in learned], "available": [row(i) for i in available],
             "how": how}
+
+
+def _insights_given(events: list[Any]) -> dict[str, list[str]]:
+    """candidate id -> ids of the insights its proposal was given, from the loop's
+    `insights_retrieved` events ({"candidate_id": ..., "insight_ids": [...]}) when it records them."""
+    given: dict[str, list[str]] = {}
+    for e in events:
+        if e.kind == "insights_retrieved" and isinstance(e.data.get("candidate_id"), str):
+            given[e.data["candidate_id"]] = [str(x) for x in e.data.get("insight_ids", [])][:50]
+    return given
 
 
 def _retrieval_counts(

@@ -83,6 +83,11 @@ def build_run(store: CognitionStore, run_id: str, *, hostile: bool = False) -> R
         w.put_event(Event(id=f"evt-0-{run_id}", run_id=run_id, kind="run_started", created_at=t0))
         w.put_event(Event(id=f"evt-1-{run_id}", run_id=run_id, kind="run_finished",
                           data={"reason": "budget"}, created_at=t0 + 400))
+        if hostile:  # this run records what each proposal was given (the other one does not)
+            w.put_event(Event(id=f"evt-2-{run_id}", run_id=run_id, kind="insights_retrieved",
+                              data={"candidate_id": f"cand-0003-{run_id}",
+                                    "insight_ids": [f"ins-prior-{run_id}", f"ins-0-{run_id}"]},
+                              created_at=t0 + 31))
         w.put_insight(Insight(id=f"ins-prior-{run_id}", text=PRIOR_TEXT, task="circle_packing",
                               source="prior", confidence=0.9, created_at=t0 - 100), dedupe=False)
         for k in range(3):
@@ -208,7 +213,10 @@ def test_hostile_candidate_text_does_not_inject(store_path: Path, tmp_path: Path
     assert body.get("data-ready") == "1" and body.get("data-errors") is None
     assert body.get("data-pwned") is None
     assert not any(t == "img" for t, _ in dom.elements)
-    assert HOSTILE in "".join(dom.panel_text)  # shown as text, whole
+    panel = "".join(dom.panel_text)
+    assert HOSTILE in panel  # shown as text, whole
+    assert "insights the researcher was given" in panel and PRIOR_TEXT in panel
+    assert '"used":1' in html and '"used":40' not in html  # recorded events win over prompts
 
 
 def test_screenshot_is_drawn(store_path: Path, tmp_path: Path) -> None:

@@ -160,7 +160,7 @@
     if (!scored.length) { sv("text", { x: f.W / 2, y: f.H / 2, "text-anchor": "middle" }, f.g, "no scored candidates yet"); return; }
     if (seedScore !== null) {
       sv("line", { x1: f.x(0), x2: f.x(maxIt), y1: f.y(seedScore), y2: f.y(seedScore), stroke: "#868e96", "stroke-dasharray": "4 3" }, f.g);
-      sv("text", { x: f.x(maxIt) - 4, y: f.y(seedScore) - 4, "text-anchor": "end" }, f.g, "seed");
+      sv("text", { class: "lbl", x: f.x(maxIt) - 4, y: f.y(seedScore) - 4, "text-anchor": "end" }, f.g, "seed");
     }
     for (const c of cands) {  // failures as ticks under the axis, so they are seen too
       if (c.s !== null || c.state === "rejected" || !c.st) continue;
@@ -183,7 +183,7 @@
     }
     path += `H${f.x(maxIt)}`;
     sv("path", { d: path, fill: "none", stroke: "#1c7ed6", "stroke-width": 2.2 }, f.g);
-    sv("text", { x: f.x(maxIt) - 4, y: f.y(best) + (MAXIMIZE ? 16 : -8), "text-anchor": "end", style: "fill:#1c7ed6;font-weight:600;paint-order:stroke;stroke:#fff;stroke-width:3px" }, f.g, "best " + fmt(best));
+    sv("text", { x: f.x(maxIt) - 4, y: f.y(best) + (MAXIMIZE ? 16 : -8), "text-anchor": "end", class: "lbl", style: "fill:#1c7ed6;font-weight:600" }, f.g, "best " + fmt(best));
   }
 
   function drawDist() {
@@ -207,11 +207,11 @@
         acc += b[k];
       }
     });
-    for (const [v, name, col] of [[seedScore, "seed", "#868e96"], [D.run.best_score, "best", "#1c7ed6"]]) {
+    for (const [v, name, col, dyl] of [[seedScore, "seed", "#868e96", 10], [D.run.best_score, "best", "#1c7ed6", 24]]) {
       if (v === null || v < lo || v > hi) continue;
       sv("line", { x1: f.x(v), x2: f.x(v), y1: f.m.t, y2: f.H - f.m.b, stroke: col, "stroke-dasharray": "4 3" }, f.g);
       const right = f.x(v) > f.W - f.m.r - 40;
-      sv("text", { x: f.x(v) + (right ? -3 : 3), y: f.m.t + 10, "text-anchor": right ? "end" : "start" }, f.g, name);
+      sv("text", { class: "lbl", x: f.x(v) + (right ? -3 : 3), y: f.m.t + dyl, "text-anchor": right ? "end" : "start" }, f.g, name);
     }
     legend(host, kinds);
   }
@@ -238,7 +238,7 @@
     const series = [
       ["LLM + sandbox spend (USD)", D.cost.llm.map((c) => [c.t, c.usd]).concat(D.cost.evals.map((e) => [e.t, e.usd])), fmtUsd, "#1c7ed6"],
       ["LLM tokens", D.cost.llm.map((c) => [c.t, c.tok]), fmt, "#7048e8"],
-      ["sandbox seconds", D.cost.evals.map((e) => [e.t, e.run_s]), fmt, "#2f9e44"],
+      ["sandbox time", D.cost.evals.map((e) => [e.t, e.run_s]), fmtDur, "#2f9e44"],
     ];
     const tEnd = Math.max(1, D.run.updated_at - D.run.created_at, ...series.flatMap((s) => s[1].map((p) => p[0])));
     const W = 560, rowH = 78, svg = sv("svg", { id: "plot-cost", viewBox: `0 0 ${W} ${rowH * 3 + 30}`, role: "img" }, host);
@@ -311,6 +311,7 @@
     return out;
   }
   const bestPath = bestId ? ancestry(bestId) : new Set();
+  const insightText = new Map(D.insights.learned.concat(D.insights.available).map((i) => [i.id, i.text]));
 
   function drawTree() {
     const host = $("tree");
@@ -319,7 +320,7 @@
     const mode = $("tree-y").value, showRejected = $("tree-rejected").checked;
     const shown = cands.filter((c) => showRejected || c.state !== "rejected");
     const maxIt = Math.max(1, ...cands.map((c) => c.it));
-    const dx = Math.max(4, Math.min(34, 1000 / maxIt));
+    const dx = Math.max(4, Math.min(80, 1000 / maxIt));
     const lanes = Math.max(1, ...shown.map((c) => c.y + 1));
     const top = 26, left = 20, dy = 20;
     const W = left * 2 + maxIt * dx + 60;
@@ -357,7 +358,7 @@
       const n = sv("circle", { class: cls, cx: X(c), cy: Y(c), r: rk === null ? 3.2 : 3.5 + 4.5 * rk, fill: COLOR[k], "data-id": c.id }, g);
       sv("title", {}, n, `${c.id} · iteration ${c.it}\n${k} · score ${fmt(c.s)}\n${(c.sum || "").slice(0, 160)}`);
       nodeEls.set(c.id, n);
-      if (labels.has(c.id)) sv("text", { x: X(c) + 9, y: Y(c) + 4, style: "fill:#1d2330;font-weight:600" }, g, fmt(c.s));
+      if (labels.has(c.id)) sv("text", { class: "lbl", x: X(c) + 9, y: Y(c) + 4, style: "fill:#1d2330;font-weight:600" }, g, fmt(c.s));
     }
     g.addEventListener("click", (ev) => { const id = ev.target.getAttribute("data-id"); if (id) select(id, false); });
   }
@@ -422,6 +423,7 @@
       ["parent", c.p ? links([c.p]) : "– (seed)"],
       ["children", links((kids.get(c.id) || []).map((k) => k.id))],
       ["inspirations", links(c.insp)],
+      ["insights given", c.ins ? c.ins.length : "not recorded"],
       ["reproduce", c.image ? `evolve reproduce ${c.id}  ·  docker run --rm ${c.image}` : `evolve reproduce ${c.id}`],
     ]);
     if (c.sum) { el("h4", null, c.state === "rejected" ? "why rejected" : "summary", panel); el("p", null, c.sum, panel); }
@@ -442,6 +444,11 @@
         if (e.error) { el("h4", null, `error (${e.stage}, seed ${e.seed})`, panel); el("pre", "err", e.error, panel); }
       }
       if (last.feedback) { el("h4", null, "feedback", panel); el("pre", "err", last.feedback, panel).style.color = "inherit"; }
+    }
+    if (c.ins && c.ins.length) {
+      el("h4", null, "insights the researcher was given", panel);
+      const ul = el("ul", null, null, panel);
+      for (const iid of c.ins) el("li", null, insightText.get(iid) || iid, ul);
     }
     if (c.diff) { el("h4", null, "diff against parent", panel); diffPre(c.diff, panel); }
     const code = D.codes[c.code] || "";
