@@ -14,6 +14,7 @@ import argparse
 import importlib.util
 import inspect
 import os
+import signal
 import sys
 import threading
 import time
@@ -135,6 +136,10 @@ def main(argv: list[str] | None = None) -> None:
     result_fd = guard.private_stdout()
     nonce = os.environ.pop("EVOFORGE_NONCE", "")
     guard.harden_self()
+    # A candidate must not be able to interrupt the evaluator (SIGINT -> KeyboardInterrupt in
+    # the middle of scoring); the host stops us with SIGKILL only.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
     # Nothing importable may come from the (candidate-writable) working directory.
     cwd = os.getcwd()
     sys.path[:] = [p for p in sys.path if p not in ("", ".", cwd)]
