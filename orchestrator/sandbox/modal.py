@@ -534,7 +534,7 @@ class ModalSandbox:
         wall = gpu_s / gpu.gpus if gpu.gpus else result.runtime_s
         cost = estimate_cost_usd(gpu, wall, limits.cpus, limits.memory_mb)
         return result.model_copy(update={"gpu_type": gpu.type or "", "gpu_seconds": round(gpu_s, 4),
-                                         "cost_usd": round(cost, 6)})
+                                         "cost_usd": cost})
 
     async def close(self) -> None:
         if self._real is not None:
