@@ -95,6 +95,7 @@ class Evaluation(Record):
     stderr_blob: str | None = None
     gpu_seconds: float = 0.0
     cost_usd: float = 0.0
+    gpu_type: str = ""  # GPU the evaluation ran on (modal backend), for reproduction
     created_at: float = Field(default_factory=now)
 
 
