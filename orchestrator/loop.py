@@ -215,7 +215,7 @@ class EvolutionLoop:
         done_iters = sum(1 for c in self._finished.values() if c.iteration > 0)
         proposed_iters = max_iter
         self.budget.charge(iterations=proposed_iters)
-        if pending:
+        if cands:
             log.info("resuming", run=self.run_rec.id, done=done_iters, requeued=len(pending),
                      next_iteration=self._next_iteration)
 
@@ -235,7 +235,8 @@ class EvolutionLoop:
                     return
                 reason = self.budget.exhausted()
                 if reason:
-                    self.request_stop(f"budget reached: {reason}")
+                    # Not request_stop(): iterations already claimed are within budget and finish.
+                    self.stop_reason = self.stop_reason or f"budget reached: {reason}"
                     return
                 i = self._next_iteration
                 self._next_iteration += 1
@@ -259,7 +260,7 @@ class EvolutionLoop:
                     return
                 # Novelty is judged against what is stored before i, in order: deterministic.
                 proposal = await self._ensure_novel(ctx, proposal)
-                cand = self._store_proposal(i, selection, proposal)
+                cand = self._store_proposal(i, selection, proposal, ctx.insights)
                 self._stored_upto = i
                 self._cond.notify_all()
             if cand.state == "rejected":
@@ -325,7 +326,8 @@ class EvolutionLoop:
         if tokens or usd:
             self.budget.charge(tokens=tokens, usd=usd)
 
-    def _store_proposal(self, i: int, selection: Any, proposal: Proposal | Rejected) -> Candidate:
+    def _store_proposal(self, i: int, selection: Any, proposal: Proposal | Rejected,
+                        insights: list[Insight]) -> Candidate:
         parent = self._get(selection.parent_id)
         if isinstance(proposal, Rejected):
             cand = Candidate(
@@ -351,6 +353,9 @@ class EvolutionLoop:
             w.put_candidate(cand)
             for call in calls:
                 w.put_llm_call(call.model_copy(update={"candidate_id": cand.id}))
+            if insights:
+                w.put_event(Event(id=new_id("evt"), run_id=self.run_rec.id, kind="insights_retrieved",
+                                  data={"candidate_id": cand.id, "insight_ids": [x.id for x in insights]}))
             w.put_run(run)
         self.run_rec = run
         if self.novelty is not None and cand.state != "rejected":

@@ -24,6 +24,11 @@ LOOP_TASK = Path(__file__).parent / "fixtures" / "loop_task"
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(autouse=True)
+def _lexical_embedder(monkeypatch):
+    monkeypatch.setenv("EVOFORGE_EMBEDDER", "lexical")
+
+
 def _settings(tmp_path: Path, **cli):
     flags = {
         "store": tmp_path / "store.lmdb", "run_dir": tmp_path / "runs", "sandbox.backend": "process",
