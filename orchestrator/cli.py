@@ -224,3 +224,7 @@ def main() -> None:
             err_console.print(f"[bold red]error:[/] {exc}")
             sys.exit(2)
         raise
+
+
+if __name__ == "__main__":
+    main()
