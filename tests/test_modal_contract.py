@@ -5,6 +5,7 @@ cannot be reached from here; `local_transport` replaces only the trip there and 
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,31 @@ async def test_many_at_once_respects_the_concurrency_limit(modal_app):
     results = await asyncio.gather(*(backend.run(j) for j in jobs))
     assert [r.score for r in results] == [0.0, 1.0, 2.0, 3.0]
     assert inflight["max"] == 2
+
+
+WHOAMI_EVALUATOR = '''
+import os
+
+def evaluate(program_path, *, stage, seed, workdir):
+    open(os.path.join(workdir, "scratch-is-writable"), "w").close()
+    return {"score": float(os.getuid()), "metrics": {"root_home_readable": os.access("/root", os.R_OK),
+                                                     "nonce_visible": "EVOFORGE_NONCE" in os.environ}}
+'''
+SYSTEM_PYTHON = Path("/usr/bin/python3")
+
+
+@pytest.mark.skipif(not (hasattr(os, "geteuid") and os.geteuid() == 0 and SYSTEM_PYTHON.exists()),
+                    reason="needs root and a system python3 reachable by `nobody` (as in a Modal container)")
+def test_runner_runs_as_nobody_when_root():
+    """In a Modal container we are root: the runner (and the candidate) must not be."""
+    from orchestrator.sandbox.modal import NOBODY, run_bundle  # noqa: PLC0415
+
+    bundle = make_bundle(
+        SandboxJob(image="cpu", task_dir=CIRCLES, files={"program.py": "x = 1\n"}, program="program.py",
+                   stage="quick", seed=0, limits=Limits(timeout_s=20)),
+        GpuRequest(None, 0), files_of_task={"evaluate.py": WHOAMI_EVALUATOR.encode()},
+    ).model_dump()
+    result = SandboxResult.model_validate(run_bundle(bundle, python=str(SYSTEM_PYTHON)))
+    assert result.status == "ok", result
+    assert result.score == float(NOBODY)
+    assert result.metrics == {"root_home_readable": False, "nonce_visible": False}

@@ -256,11 +256,11 @@ def _reachable_by_others(path: Path) -> bool:
         return False
 
 
-def _can_drop_privileges() -> bool:
+def _can_drop_privileges(python: str) -> bool:
     """Run the runner as `nobody` when we are root (a Modal container), as the Docker image
     does, unless that would cost the interpreter (a root-only venv) or the GPU."""
     return (os.geteuid() == 0 and _gpu_devices_world_usable()
-            and _reachable_by_others(Path(sys.executable)))
+            and _reachable_by_others(Path(python)))
 
 
 def _write_task(task_files_: dict[str, bytes], root: Path) -> Path:
@@ -296,8 +296,9 @@ def _runner_env(bundle: ModalBundle, scratch: Path, runner_dir: Path) -> dict[st
     return env
 
 
-def run_bundle(raw: dict[str, Any]) -> dict[str, Any]:
+def run_bundle(raw: dict[str, Any], python: str | None = None) -> dict[str, Any]:
     """Run one bundle through the trusted runner; return `SandboxResult.model_dump()`.
+    `python` is the runner's interpreter (default: this one, as in the Modal image).
 
     Never raises for the candidate's fault: a bad bundle or a crashed runner is a status.
     """
@@ -321,14 +322,15 @@ def run_bundle(raw: dict[str, Any]) -> dict[str, Any]:
         program = input_dir.joinpath(*protocol.safe_relpath(bundle.program).parts)
         scratch = root / "scratch"
         scratch.mkdir(mode=0o700)
-        drop = _can_drop_privileges()
+        python = python or sys.executable or "python3"
+        drop = _can_drop_privileges(python)
         if drop:
             os.chown(scratch, NOBODY, NOBODY)
         job = SandboxJob(image="modal", task_dir=task_dir, files=bundle.files, program=bundle.program,
                          stage=bundle.stage, seed=bundle.seed, scale=bundle.scale,
                          limits=Limits(timeout_s=bundle.timeout_s, output_kb=bundle.output_kb))
         runner_dir = _runner_dir()
-        argv = [sys.executable or "python3", "-I", "-c", _ENTRY, str(runner_dir),
+        argv = [python, "-I", "-c", _ENTRY, str(runner_dir),
                 *protocol.runner_args(job, str(task_dir), str(program))]
         limit = bundle.output_kb * 1024
         out_path, err_path = root / "runner.stdout", root / "runner.stderr"
