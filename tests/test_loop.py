@@ -160,3 +160,58 @@ def test_docker_run_of_shipped_task_improves(tmp_path, docker_client):
     best = store.get_candidate(run.best_candidate_id)
     if best.iteration > 0:
         assert best.image and best.image.startswith("evoforge/cand-circle_packing:")
+
+
+def _llm_handler(body: dict) -> str:
+    """A scripted 'model': moves X of the parent one step towards 3 with a SEARCH/REPLACE diff;
+    answers the Analyzer with a JSON insight."""
+    import re
+
+    system = body["messages"][0]["content"]
+    user = body["messages"][-1]["content"]
+    if "analyse the results" in system:
+        return ('{"summary": "moved X towards 3", "insights": [{"claim": "raising X towards 3 helps", '
+                '"evidence": "score rose", "confidence": 0.8}]}')
+    match = re.search(r"^X = ([-0-9.e]+)$", user, re.M)
+    if match is None:
+        return "I cannot find X."
+    old = match.group(0)
+    new_x = min(3.0, float(match.group(1)) + 0.5)
+    return f"Move X closer to 3.\n<<<<<<< SEARCH\n{old}\n=======\nX = {new_x}\n>>>>>>> REPLACE\n"
+
+
+@pytest.mark.parametrize("backend", ["process", pytest.param("docker", marks=pytest.mark.docker)])
+def test_loopback_llm_run_improves_and_records_calls(tmp_path, backend, request):
+    from openai_stub import OpenAIStub
+
+    if backend == "docker":
+        request.getfixturevalue("docker_client")
+    with OpenAIStub(handler=_llm_handler) as stub:
+        settings = load_config({
+            "store": tmp_path / "store.lmdb", "run_dir": tmp_path / "runs", "sandbox.backend": backend,
+            "sandbox.candidate_images": "none", "llm.mode": "stub-model", "llm.base_url": stub.base_url,
+            "budget.iterations": 5, "search.sampler": "greedy", "sandbox.concurrency": 1,
+            "llm.proposal_concurrency": 1,
+        }, environ={}).settings
+        run = execute_run(settings, str(LOOP_TASK))
+        assert stub.requests, "the loop never called the model"
+    assert run.status == "finished", run.stop_reason
+    assert run.best_score > run.seed_score
+    store = _reopen(settings.store)
+    calls = store.llm_calls_of(run.id)
+    roles = Counter(c.role for c in calls)
+    evaluated = [c for c in store.candidates_of_run(run.id) if c.state == "done" and c.iteration > 0]
+    assert roles["researcher"] >= 5 and roles["analyzer"] >= len(evaluated) >= 3
+    assert all(c.model == "stub-model" and c.response for c in calls)
+    assert any(i.source == "analyzer" and i.run_id == run.id for i in store.insights(task="loop_task"))
+    best = store.get_candidate(run.best_candidate_id)
+    assert best.origin == "model:stub-model" and "X = " in best.diff
+
+    # The same run replayed from its recorded calls, without any model.
+    replay = load_config({
+        "store": tmp_path / "store.lmdb", "run_dir": tmp_path / "runs", "sandbox.backend": backend,
+        "sandbox.candidate_images": "none", "llm.mode": f"replay:{run.id}", "budget.iterations": 5,
+        "search.sampler": "greedy", "sandbox.concurrency": 1, "llm.proposal_concurrency": 1,
+    }, environ={}).settings
+    again = execute_run(replay, str(LOOP_TASK))
+    assert again.best_score == run.best_score
