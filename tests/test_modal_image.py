@@ -80,3 +80,33 @@ def test_the_image_is_built_from_these_constants():
     """The constants are what the image installs (not a copy that nobody reads)."""
     source = Path(_load_modal_app().__file__).read_text()
     assert ".pip_install(*SANDBOX_PACKAGES, *HOST_SIDE_PACKAGES)" in source
+
+
+#: Installed on the host but not in the Modal image: the container must not need them.
+HOST_ONLY = ("structlog", "docker", "lmdb", "msgpack", "openai", "yaml", "agents", "cognition",
+             "sentence_transformers", "numpy", "torch", "scipy")
+CONTAINER_IMPORTS = r"""
+import importlib.abc, sys
+blocked = set(sys.argv[1].split(","))
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in blocked:
+            raise ImportError(f"{name} is not in the Modal image")
+        return None
+sys.meta_path.insert(0, Block())
+sys.path.insert(0, sys.argv[2])
+import modal_app  # what the container imports first
+from orchestrator.sandbox import process, protocol  # what run_bundle imports
+print("ok")
+"""
+
+
+def test_container_side_imports_only_what_the_image_has():
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    from orchestrator import REPO_ROOT  # noqa: PLC0415
+
+    out = subprocess.run([sys.executable, "-c", CONTAINER_IMPORTS, ",".join(HOST_ONLY), str(REPO_ROOT)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]

@@ -47,6 +47,9 @@ _SKIP_PARTS = {"__pycache__", ".git", ".pytest_cache", ".mypy_cache", ".ruff_cac
 KILL_GRACE_S = 10.0
 #: Modal's function timeout covers container start too (image load, CUDA init).
 STARTUP_GRACE_S = 60.0
+#: Modal's timeout is a backstop (our own kill comes first) rounded up to this step, so that
+#: the stages of a task share one warm container pool instead of one pool per timeout.
+MODAL_TIMEOUT_STEP_S = 300
 #: Where the runner lives in the Modal image (`modal_app.image`) and in this checkout.
 REMOTE_RUNNER_DIR = "/opt/evoforge/runner"
 LOCAL_RUNNER_DIR = REPO_ROOT / "sandbox_images" / "runner"
@@ -136,6 +139,13 @@ def estimate_cost_usd(gpu: GpuRequest, wall_s: float, cpus: float = 0.0, memory_
     per_hour = GPU_USD_PER_HOUR.get(gpu.type or "", 0.0) * gpu.gpus
     per_hour += CPU_CORE_USD_PER_HOUR * cpus + MEMORY_GIB_USD_PER_HOUR * memory_mb / 1024
     return max(0.0, wall_s) * per_hour / 3600.0
+
+
+def modal_timeout_s(stage_timeout_s: float) -> int:
+    """Modal's function timeout for a stage: its deadline plus kill and start-up margins,
+    rounded up to MODAL_TIMEOUT_STEP_S."""
+    needed = stage_timeout_s + KILL_GRACE_S + STARTUP_GRACE_S
+    return int(math.ceil(needed / MODAL_TIMEOUT_STEP_S) * MODAL_TIMEOUT_STEP_S)
 
 
 # --- credentials ---------------------------------------------------------------------------
@@ -425,6 +435,11 @@ class _ModalTransport:
             if self._function is None:
                 require_credentials()
                 module = _load_modal_app()
+                from orchestrator.log import get_logger  # noqa: PLC0415 - host only (structlog)
+
+                get_logger("evoforge.sandbox.modal").info(
+                    "starting the Modal app", app=module.APP_NAME,
+                    note="the first start builds the image (minutes); later starts reuse it")
                 stack = contextlib.AsyncExitStack()
                 await stack.enter_async_context(module.app.run.aio())
                 self._stack = stack
@@ -497,7 +512,7 @@ class ModalSandbox:
             bundle = make_bundle(job, gpu, files_of_task=self._files_of(job.task_dir))
         except ValidationError as exc:
             return protocol.failure("invalid", f"cannot send this job to Modal: {exc}", **host)
-        timeout_s = math.ceil(job.limits.timeout_s + KILL_GRACE_S + STARTUP_GRACE_S)
+        timeout_s = modal_timeout_s(job.limits.timeout_s)
         timeout_cls, auth_cls, connection_cls, modal_error = _modal_errors()
         async with self._slots:
             started = time.monotonic()
