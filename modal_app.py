@@ -20,13 +20,8 @@ from typing import Any
 
 import modal
 
-from orchestrator.sandbox.modal import (
-    LOCAL_RUNNER_DIR,
-    REMOTE_RUNNER_DIR,
-    STARTUP_GRACE_S,
-    normalize_gpu,
-    run_bundle,
-)
+from orchestrator.sandbox.modal import STARTUP_GRACE_S, normalize_gpu
+from orchestrator.sandbox.modal_remote import LOCAL_RUNNER_DIR, REMOTE_RUNNER_DIR, run_bundle
 
 APP_NAME = "evoforge"
 PYTHON_VERSION = "3.11"
@@ -82,7 +77,7 @@ app = modal.App(APP_NAME, image=image)
 
 
 def evaluate_bundle(bundle: dict[str, Any]) -> dict[str, Any]:
-    """The body of `evaluate`: one bundle (see `orchestrator.sandbox.modal.ModalBundle`)
+    """The body of `evaluate`: one bundle (see `orchestrator.sandbox.modal_remote.ModalBundle`)
     through the trusted runner; returns `SandboxResult.model_dump()`."""
     return run_bundle(bundle)
 

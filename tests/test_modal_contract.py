@@ -110,7 +110,7 @@ SYSTEM_PYTHON = Path("/usr/bin/python3")
                     reason="needs root and a system python3 reachable by `nobody` (as in a Modal container)")
 def test_runner_runs_as_nobody_when_root():
     """In a Modal container we are root: the runner (and the candidate) must not be."""
-    from orchestrator.sandbox.modal import NOBODY, run_bundle  # noqa: PLC0415
+    from orchestrator.sandbox.modal_remote import NOBODY, run_bundle  # noqa: PLC0415
 
     bundle = make_bundle(
         SandboxJob(image="cpu", task_dir=CIRCLES, files={"program.py": "x = 1\n"}, program="program.py",
