@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from evoforge_runner.child import call_candidate
 
 N_CIRCLES = 26
