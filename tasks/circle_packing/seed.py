@@ -8,6 +8,65 @@ centers, and a last repair pass so that the packing is exactly feasible.
 import numpy as np
 from scipy.optimize import linprog, minimize
 
+# Fixed helpers (exact math): the penalty objective with its gradient, the LP for radii,
+# the feasibility repair. The strategy that uses them is evolvable below.
+
+
+def _penalty_objective(z: np.ndarray, n: int, mu: float) -> tuple[float, np.ndarray]:
+    """-sum(r) + mu * (squared overlaps + squared wall violations), with its gradient."""
+    xy, r = z[: 2 * n].reshape(n, 2), z[2 * n :]
+    iu, ju = np.triu_indices(n, 1)
+    diff = xy[iu] - xy[ju]
+    dist = np.sqrt((diff**2).sum(1) + 1e-18)
+    over = np.maximum(r[iu] + r[ju] - dist, 0.0)
+    walls = np.stack([r - xy[:, 0], r - xy[:, 1], r + xy[:, 0] - 1, r + xy[:, 1] - 1], 1)
+    wall = np.maximum(walls, 0.0)
+    f = -r.sum() + mu * ((over**2).sum() + (wall**2).sum())
+    g_xy = np.zeros((n, 2))
+    g_r = -np.ones(n)
+    coef = 2 * mu * over
+    np.add.at(g_r, iu, coef)
+    np.add.at(g_r, ju, coef)
+    push = (coef / dist)[:, None] * diff
+    np.add.at(g_xy, iu, -push)
+    np.add.at(g_xy, ju, push)
+    w = 2 * mu * wall
+    g_r += w.sum(1)
+    g_xy[:, 0] += -w[:, 0] + w[:, 2]
+    g_xy[:, 1] += -w[:, 1] + w[:, 3]
+    return f, np.concatenate([g_xy.ravel(), g_r])
+
+
+def lp_radii(centers: np.ndarray) -> np.ndarray:
+    """The largest sum of radii for fixed centers (a linear program)."""
+    n = len(centers)
+    iu, ju = np.triu_indices(n, 1)
+    a = np.zeros((len(iu), n))
+    a[np.arange(len(iu)), iu] = 1.0
+    a[np.arange(len(iu)), ju] = 1.0
+    dist = np.linalg.norm(centers[iu] - centers[ju], axis=1)
+    wall = np.minimum(np.minimum(centers[:, 0], 1 - centers[:, 0]),
+                      np.minimum(centers[:, 1], 1 - centers[:, 1]))
+    res = linprog(-np.ones(n), A_ub=a, b_ub=dist, bounds=list(zip([0.0] * n, wall, strict=True)),
+                  method="highs")
+    return res.x if res.success else np.zeros(n)
+
+
+def make_feasible(centers: np.ndarray, radii: np.ndarray) -> np.ndarray:
+    """Shrink radii until no wall or pair constraint is violated (solver round-off)."""
+    r = np.clip(radii, 0.0, None)
+    r = np.minimum(r, np.min(np.concatenate([centers, 1 - centers], 1), axis=1))
+    n = len(r)
+    for i in range(n):
+        for j in range(i + 1, n):
+            d = float(np.linalg.norm(centers[i] - centers[j]))
+            if r[i] + r[j] > d:
+                scale = d / (r[i] + r[j]) * (1 - 1e-12)
+                r[i] *= scale
+                r[j] *= scale
+    return r
+
+
 # EVOLVE-BLOCK-START
 INIT = "grid"  # evolve: choices ["grid", "rings", "hex", "random"]
 JITTER = 0.01  # noise added to the initial centers
@@ -52,31 +111,6 @@ def initial_centers(n: int, rng: np.random.Generator) -> np.ndarray:
     return np.clip(pts, 0.0, 1.0)
 
 
-def _penalty_objective(z: np.ndarray, n: int, mu: float) -> tuple[float, np.ndarray]:
-    """-sum(r) + mu * (squared overlaps + squared wall violations), with its gradient."""
-    xy, r = z[: 2 * n].reshape(n, 2), z[2 * n :]
-    iu, ju = np.triu_indices(n, 1)
-    diff = xy[iu] - xy[ju]
-    dist = np.sqrt((diff**2).sum(1) + 1e-18)
-    over = np.maximum(r[iu] + r[ju] - dist, 0.0)
-    walls = np.stack([r - xy[:, 0], r - xy[:, 1], r + xy[:, 0] - 1, r + xy[:, 1] - 1], 1)
-    wall = np.maximum(walls, 0.0)
-    f = -r.sum() + mu * ((over**2).sum() + (wall**2).sum())
-    g_xy = np.zeros((n, 2))
-    g_r = -np.ones(n)
-    coef = 2 * mu * over
-    np.add.at(g_r, iu, coef)
-    np.add.at(g_r, ju, coef)
-    push = (coef / dist)[:, None] * diff
-    np.add.at(g_xy, iu, -push)
-    np.add.at(g_xy, ju, push)
-    w = 2 * mu * wall
-    g_r += w.sum(1)
-    g_xy[:, 0] += -w[:, 0] + w[:, 2]
-    g_xy[:, 1] += -w[:, 1] + w[:, 3]
-    return f, np.concatenate([g_xy.ravel(), g_r])
-
-
 def optimise(centers: np.ndarray) -> np.ndarray:
     """Penalty method on centers and radii; returns the improved centers."""
     n = len(centers)
@@ -89,36 +123,6 @@ def optimise(centers: np.ndarray) -> np.ndarray:
         z = res.x
         mu *= PENALTY_GROWTH
     return z[: 2 * n].reshape(n, 2)
-
-
-def lp_radii(centers: np.ndarray) -> np.ndarray:
-    """The largest sum of radii for fixed centers (a linear program)."""
-    n = len(centers)
-    iu, ju = np.triu_indices(n, 1)
-    a = np.zeros((len(iu), n))
-    a[np.arange(len(iu)), iu] = 1.0
-    a[np.arange(len(iu)), ju] = 1.0
-    dist = np.linalg.norm(centers[iu] - centers[ju], axis=1)
-    wall = np.minimum(np.minimum(centers[:, 0], 1 - centers[:, 0]),
-                      np.minimum(centers[:, 1], 1 - centers[:, 1]))
-    res = linprog(-np.ones(n), A_ub=a, b_ub=dist, bounds=list(zip([0.0] * n, wall, strict=True)),
-                  method="highs")
-    return res.x if res.success else np.zeros(n)
-
-
-def make_feasible(centers: np.ndarray, radii: np.ndarray) -> np.ndarray:
-    """Shrink radii until no wall or pair constraint is violated (solver round-off)."""
-    r = np.clip(radii, 0.0, None)
-    r = np.minimum(r, np.min(np.concatenate([centers, 1 - centers], 1), axis=1))
-    n = len(r)
-    for i in range(n):
-        for j in range(i + 1, n):
-            d = float(np.linalg.norm(centers[i] - centers[j]))
-            if r[i] + r[j] > d:
-                scale = d / (r[i] + r[j]) * (1 - 1e-12)
-                r[i] *= scale
-                r[j] *= scale
-    return r
 
 
 def pack(n: int, seed: int, budget_s: float = 10.0) -> dict:
