@@ -259,7 +259,15 @@ class DockerSandbox:
         return [DeviceRequest(count=limits.gpu, capabilities=[["gpu"]])]
 
     def _log_text(self, cid: str, *, stdout: bool, tail: int) -> str:
-        raw = self._api.logs(cid, stdout=stdout, stderr=not stdout, tail=tail)
+        """The last `tail` log entries of one stream. Straight to the endpoint: `APIClient.logs`
+        inspects the container first (for its tty flag) and ours never has a tty."""
+        params = {"stdout": int(stdout), "stderr": int(not stdout), "tail": tail, "timestamps": 0, "follow": 0}
+        try:
+            res = self._api._get(self._api._url("/containers/{0}/logs", cid), params=params)
+            self._api._raise_for_status(res)
+            raw = b"".join(self._api._multiplexed_buffer_helper(res))
+        except AttributeError:  # a docker SDK without these internals
+            raw = self._api.logs(cid, stdout=stdout, stderr=not stdout, tail=tail)
         return raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw)
 
     def _oom_killed(self, cid: str) -> bool:

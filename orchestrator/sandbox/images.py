@@ -284,8 +284,11 @@ def _docker_build(client: docker.DockerClient, context: Path, tag: str, name: st
 
 
 def _copy_runner(dst: Path) -> None:
+    """The runner sources plus fresh .pyc files: the image's root is read-only at run time."""
     shutil.copytree(SANDBOX_IMAGES_DIR / "runner", dst,
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    # Same 3.11 bytecode as the image's python3; checked against the source mtime COPY keeps.
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(dst)], check=False, capture_output=True)
 
 
 def _build_cpu(client: docker.DockerClient, force: bool) -> BuildReport:

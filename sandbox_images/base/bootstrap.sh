@@ -18,7 +18,9 @@ rm -rf "$ROOTFS"/var/lib/apt/lists/* "$ROOTFS"/var/cache/apt/* "$ROOTFS"/var/cac
        "$ROOTFS"/usr/share/doc/* "$ROOTFS"/usr/share/man/* "$ROOTFS"/usr/share/info/* \
        "$ROOTFS"/usr/share/locale/* "$ROOTFS"/var/log/* "$ROOTFS"/tmp/* \
        "$ROOTFS"/usr/share/python3/runtime.d 2>/dev/null || true
-find "$ROOTFS"/usr/lib/python3* -name '__pycache__' -type d -prune -exec rm -rf {} + 2>/dev/null || true
+# Byte-compile the standard library: the sandbox root is read-only, so without .pyc files every
+# interpreter start would compile the stdlib again (~0.3 s per evaluation).
+chroot "$ROOTFS" python3 -m compileall -q -j 0 /usr/lib/python3.11 >/dev/null 2>&1 || true
 # The dist-packages folder the cpu image fills; on sys.path by default in Debian's python3.
 mkdir -p "$ROOTFS"/usr/local/lib/python3.11/dist-packages "$ROOTFS"/scratch
 chmod 1777 "$ROOTFS"/scratch
