@@ -35,6 +35,7 @@ class EngineeringResult:
     feedback: str = ""
     features: dict[str, float] = field(default_factory=dict)
     gpu_seconds: float = 0.0
+    cost_usd: float = 0.0  # sandbox spend (e.g. Modal GPU time), counted against the USD budget
     #: (stdout tail, stderr tail) per evaluation, same order; the loop stores them as blobs.
     tails: list[tuple[str, str]] = field(default_factory=list)
 
@@ -151,6 +152,7 @@ class Engineer:
         last_metrics: dict[str, Any] = {}
         stage_reached: str | None = None
         gpu_seconds = 0.0
+        cost_usd = 0.0
         score: float | None = None
         feedback = ""
         tails: list[tuple[str, str]] = []
@@ -161,7 +163,8 @@ class Engineer:
                 seed = self.job_seed(stage_seed)
                 result = await self._run_job(self.job(candidate, stage, seed))
                 results.append(result)
-                gpu_seconds += result.runtime_s * self.task.resources.gpu
+                gpu_seconds += result.gpu_seconds or result.runtime_s * self.task.resources.gpu
+                cost_usd += result.cost_usd
                 evaluations.append(_evaluation(candidate, self.run_id, stage.name, seed, result))
                 tails.append((result.stdout_tail, result.stderr_tail))
                 if result.status != "ok":

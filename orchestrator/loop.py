@@ -491,7 +491,7 @@ class EvolutionLoop:
             log.warning("analyzer failed; committing without insights", candidate=cand.id, error=str(exc))
         if analysis is not None:
             self._charge_llm(analysis.llm_calls)
-        self.budget.charge(gpu_s=result.gpu_seconds)
+        self.budget.charge(gpu_s=result.gpu_seconds, usd=result.cost_usd)
 
         new_best = done.score is not None and (best is None or best.score is None
                                                 or self.task.better(done.score, best.score))
