@@ -180,7 +180,7 @@ class Engineer:
                     evaluations,
                     metrics=failed.metrics,
                     feedback=feedback,
-                    gpu_seconds=gpu_seconds,
+                    gpu_seconds=gpu_seconds, cost_usd=cost_usd,
                     tails=tails,
                 )
             scores = [r.score for r in results if r.score is not None]
@@ -192,7 +192,7 @@ class Engineer:
                     False,
                     evaluations,
                     feedback="the evaluator returned no score",
-                    gpu_seconds=gpu_seconds,
+                    gpu_seconds=gpu_seconds, cost_usd=cost_usd,
                     tails=tails,
                 )
             stage_mean = statistics.fmean(scores)
@@ -212,7 +212,7 @@ class Engineer:
                         f"stage {stage.name} scored {stage_mean:.6g}, below its threshold "
                         f"{stage.threshold}: not evaluated further. {feedback}"
                     ),
-                    gpu_seconds=gpu_seconds,
+                    gpu_seconds=gpu_seconds, cost_usd=cost_usd,
                     tails=tails,
                 )
             score = stage_mean
@@ -230,7 +230,7 @@ class Engineer:
             metrics=last_metrics,
             feedback=feedback,
             features=features,
-            gpu_seconds=gpu_seconds,
+            gpu_seconds=gpu_seconds, cost_usd=cost_usd,
             tails=tails,
         )
 
