@@ -1,10 +1,10 @@
 """One driver per run: a second lock on the same run is refused; a dead holder frees it."""
 
-import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -21,11 +21,12 @@ def test_second_lock_refused_then_free(tmp_path):
 
 
 def test_lock_of_killed_process_is_released(tmp_path):
+    repo = str(Path(__file__).resolve().parent.parent)
     code = (
-        "import sys, time; sys.path.insert(0, %r)\n"
+        f"import sys, time; sys.path.insert(0, {repo!r})\n"
         "from orchestrator.runlock import RunLock\n"
-        "RunLock(%r, 'r').acquire(); print('locked', flush=True); time.sleep(60)\n"
-    ) % (os.getcwd(), str(tmp_path))
+        f"RunLock({str(tmp_path)!r}, 'r').acquire(); print('locked', flush=True); time.sleep(60)\n"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "locked"
     with pytest.raises(RunLockedError, match=f"pid {proc.pid}"):
