@@ -6,36 +6,26 @@ Resume after SIGKILL is checked against a run that was never killed (same seed).
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from loop_support import LOOP_TASK
+from loop_support import cli_run as _cli_run
+from loop_support import done_count as _done_count
+from loop_support import run_summary as _summary
+from loop_support import test_settings as _settings
 
 from cognition.store import CognitionStore
 from orchestrator.config import load_config
 from orchestrator.runs import execute_run
 
-LOOP_TASK = Path(__file__).parent / "fixtures" / "loop_task"
-REPO = Path(__file__).resolve().parent.parent
-
 
 @pytest.fixture(autouse=True)
 def _lexical_embedder(monkeypatch):
     monkeypatch.setenv("EVOFORGE_EMBEDDER", "lexical")
-
-
-def _settings(tmp_path: Path, **cli):
-    flags = {
-        "store": tmp_path / "store.lmdb", "run_dir": tmp_path / "runs", "sandbox.backend": "process",
-        "sandbox.candidate_images": "none", "search.sampler": "greedy",
-        **cli,
-    }
-    return load_config(flags, environ={"EVOFORGE_EMBEDDER": "lexical"}).settings
 
 
 def _reopen(path: Path) -> CognitionStore:
@@ -75,34 +65,6 @@ def test_second_run_refused_while_first_holds_the_run(tmp_path):
     with RunLock(Path(settings.run_dir), run.id):
         with pytest.raises(RunLockedError):
             execute_run(settings, None, resume=run.id)
-
-
-def _cli_run(tmp_path: Path, *args: str) -> subprocess.Popen:
-    env = {**os.environ, "EVOFORGE_EMBEDDER": "lexical", "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "orchestrator.cli", "run", *args,
-         "--store", str(tmp_path / "store.lmdb"), "--sandbox", "process", "--sampler", "greedy"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-
-
-def _done_count(store_path: Path) -> int:
-    if not store_path.exists():
-        return 0
-    try:
-        store = CognitionStore.open(store_path, readonly=True)
-        runs = store.list_runs()
-        if not runs:
-            return 0
-        return sum(1 for c in store.candidates_of_run(runs[0].id) if c.state == "done")
-    except Exception:
-        return 0
-
-
-def _summary(store_path: Path, run_id: str):
-    store = CognitionStore.open(store_path, readonly=True)
-    cands = store.candidates_of_run(run_id)
-    return [(c.iteration, c.parent_id is not None, c.code, c.score, c.state) for c in cands], store.get_run(run_id)
 
 
 def test_sigkill_then_resume_loses_and_repeats_nothing(tmp_path):
