@@ -6,6 +6,7 @@ while an iteration is in flight carries them without passing a logger around.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -28,8 +29,14 @@ class _Tee:
 
     def __call__(self, logger: Any, method: str, event: dict[str, Any]) -> str:
         if self.file is not None:
-            self.file.write(self._json_renderer(logger, method, dict(event)) + "\n")
-            self.file.flush()
+            try:
+                self.file.write(self._json_renderer(logger, method, dict(event)) + "\n")
+                self.file.flush()
+            except OSError as exc:  # a full disk must not turn every log call into an error
+                self.console.write(f"the run log cannot be written ({exc}): logging to the console only\n")
+                with contextlib.suppress(OSError):
+                    self.file.close()
+                self.file = None
         if _LEVELS.get(method, logging.INFO) >= self.level:
             self.console.write(self._console_renderer(logger, method, dict(event)) + "\n")
             self.console.flush()
@@ -65,7 +72,8 @@ def open_run_log(path: Path) -> None:
 
 def close_run_log() -> None:
     if _tee is not None and _tee.file is not None:
-        _tee.file.close()
+        with contextlib.suppress(OSError):  # buffered lines on a full disk
+            _tee.file.close()
         _tee.file = None
 
 
