@@ -47,6 +47,8 @@ class SandboxJob:
     env: dict[str, str] = field(default_factory=dict)
     run_id: str = "adhoc"
     candidate_id: str = "adhoc"
+    #: Task folder format ("evoforge", "openevolve", "shinka"); the runner's `--format`.
+    format: str = "evoforge"
 
 
 class SandboxResult(BaseModel):

@@ -38,6 +38,8 @@ def runner_args(job: SandboxJob, task_dir: str, program: str) -> list[str]:
             "--timeout", f"{job.limits.timeout_s:g}", "--max-result-bytes", str(job.limits.output_kb * 1024)]
     if job.scale:
         args += ["--scale", job.scale]
+    if job.format != "evoforge":
+        args += ["--format", job.format]
     return args
 
 
