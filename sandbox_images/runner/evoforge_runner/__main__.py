@@ -24,6 +24,7 @@ from typing import Any
 
 from evoforge_runner import guard
 from evoforge_runner.child import CandidateError, oom_kill_count
+from evoforge_runner.peers import PEER_FORMATS, evaluate_peer
 from evoforge_runner.result import RESULT_PREFIX, TEXT_LIMIT, encode, failure, from_evaluation
 
 #: Bound on the result line; the host applies its own bound too.
@@ -39,6 +40,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--scale", default=None)
     parser.add_argument("--timeout", type=float, default=0.0, help="seconds; 0 = no own deadline")
     parser.add_argument("--max-result-bytes", type=int, default=DEFAULT_MAX_RESULT_BYTES)
+    parser.add_argument("--format", default="evoforge", choices=("evoforge", *PEER_FORMATS),
+                        help="task folder format; peer formats run through evoforge_runner.peers")
     return parser.parse_args(argv)
 
 
@@ -107,6 +110,8 @@ def _tb() -> str:
 
 def evaluate_once(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     """Run the task's evaluator once; every failure becomes a status, never an exception."""
+    if args.format in PEER_FORMATS:
+        return evaluate_peer(args.format, args.task_dir, args.program, args.stage, workdir, args.timeout)
     try:
         fn = _load_evaluate(args.task_dir)
     except BaseException:  # noqa: BLE001 - a broken evaluator is reported, not raised
