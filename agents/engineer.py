@@ -121,6 +121,7 @@ class Engineer:
             env=self.env,
             run_id=self.run_id,
             candidate_id=candidate.id,
+            format=self.task.spec.format,
         )
 
     async def _run_job(self, job: SandboxJob) -> SandboxResult:

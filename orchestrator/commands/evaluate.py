@@ -21,7 +21,8 @@ def job_for(task: Task, code: str, stage: str | None = None, seed: int = 0) -> S
     limits = Limits(cpus=res.cpus, memory_mb=res.memory_mb, pids=res.pids, timeout_s=chosen.timeout_s,
                     scratch_mb=res.scratch_mb, output_kb=res.output_kb, gpu=res.gpu, gpu_type=res.gpu_type)
     return SandboxJob(image=task.spec.image, task_dir=task.folder, files={task.program_name: code},
-                      program=task.program_name, stage=chosen.name, seed=seed, limits=limits, scale=task.scale)
+                      program=task.program_name, stage=chosen.name, seed=seed, limits=limits, scale=task.scale,
+                      format=task.spec.format)
 
 
 async def evaluate_once(task: Task, code: str, stage: str | None, seed: int, sandbox: str) -> SandboxResult:

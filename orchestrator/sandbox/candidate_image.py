@@ -50,6 +50,16 @@ def _task_limits(task_dir: Path, scale: str | None) -> dict[str, Any]:
             "output_kb": res.output_kb, "gpu": res.gpu}
 
 
+def _task_format(task_dir: Path) -> str:
+    """The folder's format (peer folders need the runner's `--format`); evoforge when unknown."""
+    from orchestrator.task import load_task  # noqa: PLC0415
+
+    try:
+        return load_task(task_dir).spec.format
+    except TaskError:
+        return "evoforge"
+
+
 def _copy_readable(src: Path, dst: Path) -> None:
     """Copy a task folder; symlinks stay links (never followed out of the folder), modes 0755/0644."""
     shutil.copytree(src, dst, symlinks=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".git"))
@@ -74,6 +84,9 @@ def build_candidate_image(task_dir: Path, task_name: str, candidate_id: str, fil
              "--seed", str(seed), "--timeout", f"{DEFAULT_TIMEOUT_S:g}"]
     if scale:
         entry += ["--scale", scale]
+    task_format = _task_format(Path(task_dir))
+    if task_format != "evoforge":
+        entry += ["--format", task_format]
     manifest = {
         "task": task_name, "candidate_id": candidate_id, "parent_id": parent_id,
         "base_image": base_image, "base_image_id": base_id, "image": tag,
