@@ -162,6 +162,10 @@ def resolve_image(name: str, client: docker.DockerClient | None = None) -> str:
         tag = cpu_tag(base)
     elif name == "cuda":
         tag = cuda_tag()
+    elif name.startswith("requirements:"):  # a task folder's requirements.txt on top of cpu
+        from orchestrator.sandbox.derived_image import derived_image  # noqa: PLC0415
+
+        return derived_image(Path(name.split(":", 1)[1]), client)
     elif ":" in name or "/" in name:
         tag = name
     else:
@@ -244,6 +248,9 @@ def site_dir(requirements: Path) -> Path:
     install = ("install", "--no-index", "--find-links", str(wheels), "--only-binary=:all:",
                "--target", str(staging), "-r", str(requirements))
     done = _pip(*install)
+    if done.returncode != 0 and _offline():
+        raise ImageError(f"installing {requirements} from {wheels} failed and EVOFORGE_OFFLINE=1 forbids PyPI: "
+                         f"{done.stderr[-1500:]}")
     if done.returncode != 0:
         fetched = _pip("download", "-d", str(wheels), "--only-binary=:all:", "-r", str(requirements))
         if fetched.returncode != 0:
