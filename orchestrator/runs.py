@@ -88,7 +88,32 @@ def _make_sandbox(settings: Settings, task: Task) -> Any:
                 f"task {task.name} asks for {task.resources.gpu} GPU(s) but this Docker host has none: "
                 "run it with --sandbox modal, or on a CUDA machine with --sandbox process"
             )
+    if task.resources.gpu and settings.sandbox.backend == "process" and not process_host_has_gpu():
+        raise ConfigError(
+            f"task {task.name} asks for {task.resources.gpu} GPU(s) but this machine has none "
+            "(no nvidia-smi): run it with --sandbox modal, or pick a CPU scale of the task"
+        )
     return make_sandbox(settings.sandbox.backend, settings=settings)
+
+
+def _check_image(sandbox: Any, task: Task) -> None:
+    """The task's sandbox image must exist before anything is spent (docker resolves tags)."""
+    image_tag = getattr(sandbox, "image_tag", None)
+    if image_tag is None:
+        return
+    from orchestrator.errors import ImageError  # noqa: PLC0415
+
+    try:
+        image_tag(task.spec.image)
+    except ImageError as exc:
+        raise ConfigError(f"task {task.name} ({task.folder / 'task.yaml'}): {exc}") from exc
+
+
+def process_host_has_gpu() -> bool:
+    """True when this machine shows an NVIDIA GPU (what the process sandbox would use)."""
+    import shutil  # noqa: PLC0415
+
+    return shutil.which("nvidia-smi") is not None or Path("/dev/nvidia0").exists()
 
 
 def docker_host_has_gpu() -> bool:
@@ -161,6 +186,15 @@ def execute_run(settings: Settings, task_or_dir: str | None, *, resume: str | No
     store = open_store(settings)
     run, task = prepare_run(settings, task_or_dir, resume=resume, store=store)
     with RunLock(Path(settings.run_dir), run.id):
+        # Everything that can refuse the run (sandbox, image, GPU, LLM endpoint settings) is
+        # checked before the run is recorded: a refused run leaves nothing behind.
+        sandbox = _make_sandbox(settings, task)
+        try:
+            _check_image(sandbox, task)
+            client = build_llm_client(settings, store, run.id)
+        except BaseException:
+            asyncio.run(sandbox.close())
+            raise
         if resume is None:
             with store.write() as w:
                 w.put_run(run)
@@ -173,8 +207,6 @@ def execute_run(settings: Settings, task_or_dir: str | None, *, resume: str | No
             iterations=iterations, wall_s=settings.budget.wall_s, tokens=settings.budget.tokens,
             usd=settings.budget.usd, gpu_s=settings.budget.gpu_s,
         )
-        sandbox = _make_sandbox(settings, task)
-        client = build_llm_client(settings, store, run.id)
         researcher = make_researcher(settings.llm.mode if client else "offline", client=client, seed=run.seed)
         analyzer = make_analyzer(settings.llm.mode if client else "offline", client=client)
         sampler = make_sampler(
