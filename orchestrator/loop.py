@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ import numpy as np
 from agents.analyzer import AnalysisContext
 from agents.diff import unified_diff
 from agents.engineer import Engineer, EngineeringResult
-from agents.errors import LLMBudgetExceeded
+from agents.errors import LLMBudgetExceeded, LLMError, ProposalError
 from agents.researcher import Proposal, ResearchContext
 from cognition.records import Candidate, Evaluation, Event, Insight, Run, new_id
 from orchestrator.budget import Budget, BudgetTracker, Usage
@@ -48,6 +49,10 @@ RECENT_FAILURES = 3
 NOVELTY_RETRIES = 4
 #: Waiting for a lost Docker daemon before giving up on a run.
 LOST_RETRY_DELAYS = (2, 5, 10, 20, 30)
+#: Waiting for an LLM endpoint that is down (5xx, timeouts after the client's own retries):
+#: the same iteration is asked again after each delay (about 37 minutes in all), while the
+#: evaluators go on with what is queued; then the run stops, resumable.
+LLM_OUTAGE_DELAYS = (5, 10, 20, 40, 60, 120, 240, 300, 300, 300, 300, 300)
 
 
 @dataclass(frozen=True)
@@ -229,6 +234,13 @@ class EvolutionLoop:
     # ----------------------------------------------------------------- proposers
 
     async def _proposer(self) -> None:
+        """A proposer's failure (a store write on a full disk) stops the run like an evaluator's."""
+        try:
+            await self._propose_iterations()
+        except Exception as exc:
+            await self._fail(exc)
+
+    async def _propose_iterations(self) -> None:
         while True:
             async with self._cond:
                 if self._stopping or self._fatal is not None:
@@ -288,19 +300,49 @@ class EvolutionLoop:
         )
 
     async def _propose(self, ctx: ResearchContext, attempt: int) -> Proposal | Rejected:
-        """A proposal, or why none could be made (recorded as a rejected candidate)."""
+        """A proposal, or why none could be made (recorded as a rejected candidate).
+
+        While the LLM endpoint is down the same iteration is asked again after each of
+        LLM_OUTAGE_DELAYS; the failed calls are kept and stored with what finally comes back."""
         if attempt:
             ctx = dataclasses.replace(ctx, rng_seed=ctx.rng_seed + attempt)
-        try:
-            proposal = await self.researcher.propose(ctx)
-        except Exception as exc:  # an agent error is this candidate's loss, not the run's
-            if isinstance(exc, LLMBudgetExceeded):
-                self.request_stop(f"budget reached: {exc}")
-            spent = tuple(getattr(exc, "llm_calls", ()) or ())
-            self._charge_llm(list(spent))
-            return Rejected(f"researcher failed: {exc.__class__.__name__}: {exc}", spent)
-        self._charge_llm(proposal.llm_calls)
-        return proposal
+        failed: list[Any] = []
+        waited = 0.0
+        for delay in (*LLM_OUTAGE_DELAYS, None):
+            try:
+                proposal = await self.researcher.propose(ctx)
+            except Exception as exc:  # an agent error is this candidate's loss, not the run's
+                if isinstance(exc, LLMBudgetExceeded):
+                    self.request_stop(f"budget reached: {exc}")
+                spent = list(getattr(exc, "llm_calls", ()) or ())
+                self._charge_llm(spent)
+                failed += spent
+                if not _endpoint_outage(exc):
+                    return Rejected(f"researcher failed: {exc.__class__.__name__}: {exc}", tuple(failed))
+                if delay is None or self._stopping:
+                    if delay is None:
+                        self.request_stop(
+                            f"the LLM endpoint failed for {waited:.0f} s ({exc}): resume with "
+                            f"`evolve run --resume {self.run_rec.id}` once it answers"
+                        )
+                    return Rejected(f"LLM endpoint unavailable: {exc}", tuple(failed))
+                log.warning("LLM endpoint unavailable; backing off", iteration=ctx.iteration,
+                            delay_s=delay, error=str(exc)[:300])
+                self._record_event("llm_outage", {"iteration": ctx.iteration, "delay_s": delay,
+                                                  "error": str(exc)[:500]})
+                await self._sleep_unless_stopping(delay)
+                waited += delay
+                continue
+            self._charge_llm(proposal.llm_calls)
+            if failed:
+                proposal = dataclasses.replace(proposal, llm_calls=[*failed, *proposal.llm_calls])
+            return proposal
+        raise AssertionError("unreachable: the last delay is None")
+
+    async def _sleep_unless_stopping(self, seconds: float) -> None:
+        async with self._cond:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._cond.wait_for(lambda: self._stopping), seconds)
 
     async def _ensure_novel(self, ctx: ResearchContext, proposal: Proposal | Rejected) -> Proposal | Rejected:
         """Near-duplicates of stored candidates are rejected before any evaluation is spent;
@@ -402,12 +444,25 @@ class EvolutionLoop:
                 return
 
     async def _fail(self, exc: BaseException) -> None:
+        exc = self._explain(exc)
         if self._fatal is None:
             self._fatal = exc
             self.stop_reason = f"error: {exc}"
             log.error("run stopped by an error", error=str(exc), kind=exc.__class__.__name__)
         self._stopping = True
         await self._wake()
+
+    def _explain(self, exc: BaseException) -> BaseException:
+        """A full disk says so, and how to go on; other errors pass unchanged."""
+        if not _disk_full(exc):
+            return exc
+        err = EvoforgeError(
+            f"no space left on the disk holding the store {self.store.path} or the run folder: "
+            f"the run stopped; what was committed is kept. Free space, then "
+            f"`evolve run --resume {self.run_rec.id}` ({exc.__class__.__name__}: {exc})"
+        )
+        err.__cause__ = exc
+        return err
 
     async def _evaluate_and_commit(self, cand: Candidate) -> None:
         result = await self._evaluate_with_retry(cand)
@@ -429,6 +484,8 @@ class EvolutionLoop:
                     "is the Docker daemon running? (`make docker-engine`); resume with --resume"
                 )
             log.warning("sandbox lost an evaluation; retrying", candidate=cand.id, delay_s=delay)
+            self._record_event("evaluation_lost", {"candidate_id": cand.id, "iteration": cand.iteration,
+                                                   "retry_in_s": delay, "error": result.feedback[-500:]})
             await asyncio.sleep(delay)
         return None
 
@@ -482,13 +539,18 @@ class EvolutionLoop:
         best = self._best()
         history = [c for _, c in sorted(self._finished.items()) if c.state == "done"]
         analysis = None
+        failed_calls: list[Any] = []
+        seed_failed = done.iteration == 0 and done.score is None  # the run stops: spend nothing on it
         try:
-            analysis = await self.analyzer.analyze(AnalysisContext(
-                task=self.task, run_id=self.run_rec.id, candidate=done,
-                evaluations=result.evaluations, parent=parent, best=best, history=history,
-            ))
+            if not seed_failed:
+                analysis = await self.analyzer.analyze(AnalysisContext(
+                    task=self.task, run_id=self.run_rec.id, candidate=done,
+                    evaluations=result.evaluations, parent=parent, best=best, history=history,
+                ))
         except Exception as exc:
             log.warning("analyzer failed; committing without insights", candidate=cand.id, error=str(exc))
+            failed_calls = list(getattr(exc, "llm_calls", ()) or ())
+            self._charge_llm(failed_calls)
         if analysis is not None:
             self._charge_llm(analysis.llm_calls)
         self.budget.charge(gpu_s=result.gpu_seconds, usd=result.cost_usd)
@@ -523,8 +585,8 @@ class EvolutionLoop:
             if analysis is not None:
                 for ins in analysis.insights:
                     w.put_insight(ins)
-                for call in analysis.llm_calls:
-                    w.put_llm_call(call.model_copy(update={"candidate_id": done.id}))
+            for call in (analysis.llm_calls if analysis is not None else failed_calls):
+                w.put_llm_call(call.model_copy(update={"candidate_id": done.id}))
             self.run_rec = self.run_rec.model_copy(update=run_update)
             w.put_run(self.run_rec)
         await self._finish(done, result)
@@ -665,6 +727,26 @@ class EvolutionLoop:
                                   data={"reason": self.stop_reason, "pending": len(pending)}))
         except Exception as exc:
             log.error("could not record the end of the run", error=str(exc))
+
+
+def _endpoint_outage(exc: BaseException) -> bool:
+    """The endpoint itself failed (its recorded call carries the error), as opposed to a model
+    that answered with nothing usable or a replay that ran out of recorded calls."""
+    if not isinstance(exc, LLMError) or isinstance(exc, ProposalError) or not exc.llm_calls:
+        return False
+    return bool(getattr(exc.llm_calls[-1], "error", ""))
+
+
+def _disk_full(exc: BaseException | None) -> bool:
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            return True
+        if "No space left on device" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
 
 
 def _member(c: Candidate) -> Member:
