@@ -7,6 +7,7 @@ Everything here talks to real components: `load_config`, the CLI module, a real 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -91,3 +92,19 @@ def assert_each_evaluated_once(store_path: Path, run_id: str) -> int:
         if cand.state == "done":
             assert got, f"{cand.id} is done without an evaluation"
     return len(evs)
+
+
+def scripted_model(body: dict) -> str:
+    """A scripted 'model': moves X of the parent one step towards 3 with a SEARCH/REPLACE diff;
+    answers the Analyzer with a JSON insight."""
+    system = body["messages"][0]["content"]
+    user = body["messages"][-1]["content"]
+    if "analyse the results" in system:
+        return ('{"summary": "moved X towards 3", "insights": [{"claim": "raising X towards 3 helps", '
+                '"evidence": "score rose", "confidence": 0.8}]}')
+    match = re.search(r"^X = ([-0-9.e]+)$", user, re.M)
+    if match is None:
+        return "I cannot find X."
+    old = match.group(0)
+    new_x = min(3.0, float(match.group(1)) + 0.5)
+    return f"Move X closer to 3.\n<<<<<<< SEARCH\n{old}\n=======\nX = {new_x}\n>>>>>>> REPLACE\n"

@@ -16,6 +16,7 @@ from loop_support import LOOP_TASK
 from loop_support import cli_run as _cli_run
 from loop_support import done_count as _done_count
 from loop_support import run_summary as _summary
+from loop_support import scripted_model as _llm_handler
 from loop_support import test_settings as _settings
 
 from cognition.store import CognitionStore
@@ -122,24 +123,6 @@ def test_docker_run_of_shipped_task_improves(tmp_path, docker_client):
     best = store.get_candidate(run.best_candidate_id)
     if best.iteration > 0:
         assert best.image and best.image.startswith("evoforge/cand-circle_packing:")
-
-
-def _llm_handler(body: dict) -> str:
-    """A scripted 'model': moves X of the parent one step towards 3 with a SEARCH/REPLACE diff;
-    answers the Analyzer with a JSON insight."""
-    import re
-
-    system = body["messages"][0]["content"]
-    user = body["messages"][-1]["content"]
-    if "analyse the results" in system:
-        return ('{"summary": "moved X towards 3", "insights": [{"claim": "raising X towards 3 helps", '
-                '"evidence": "score rose", "confidence": 0.8}]}')
-    match = re.search(r"^X = ([-0-9.e]+)$", user, re.M)
-    if match is None:
-        return "I cannot find X."
-    old = match.group(0)
-    new_x = min(3.0, float(match.group(1)) + 0.5)
-    return f"Move X closer to 3.\n<<<<<<< SEARCH\n{old}\n=======\nX = {new_x}\n>>>>>>> REPLACE\n"
 
 
 @pytest.mark.parametrize("backend", ["process", pytest.param("docker", marks=pytest.mark.docker)])
