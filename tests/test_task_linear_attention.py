@@ -1,0 +1,118 @@
+"""The shipped linear_attention task: its evaluator trains a real model in a real child process.
+
+Quick stage only (a few seconds of training per call) to keep the file short on 2 cores.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+from orchestrator.task import load_task
+
+TASK = load_task("linear_attention")
+sys.path.insert(0, str(TASK.folder.parents[1] / "sandbox_images" / "runner"))
+from evoforge_runner.child import CandidateError  # noqa: E402
+
+
+def _evaluator() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("la_evaluate", TASK.folder / "evaluate.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+EVAL = _evaluator()
+
+
+def _program(tmp_path: Path, name: str, body: str) -> str:
+    path = tmp_path / name
+    path.write_text(body)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def seed_runs(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[dict, Path]]:
+    runs = []
+    for i in range(2):
+        work = tmp_path_factory.mktemp(f"la_seed{i}")
+        runs.append((EVAL.evaluate(str(TASK.seed_path), stage="quick", seed=0, workdir=str(work)), work))
+    return runs
+
+
+def test_task_spec_loads_with_quick_full_and_gpu_scale() -> None:
+    assert [s.name for s in TASK.stages] == ["quick", "full"]
+    assert TASK.spec.metric.direction == "maximize"
+    gpu = load_task("linear_attention", scale="gpu")
+    assert gpu.resources.gpu == 1
+    assert "EVOLVE-BLOCK-START" in TASK.seed_code()
+    assert '# evolve: choices ["elu", "relu", "identity", "softmax"]' in TASK.seed_code()
+
+
+def test_seed_quick_scores_in_range_and_is_deterministic(seed_runs: list[tuple[dict, Path]]) -> None:
+    (first, _), (second, _) = seed_runs
+    assert 0.0 <= first["score"] <= 1.0
+    assert first["score"] == second["score"]
+    assert first["metrics"]["train_loss_final"] == second["metrics"]["train_loss_final"]
+    assert first["metrics"]["state_within_budget"] == 1.0
+    assert set(TASK.spec.features) <= set(first["metrics"])
+    assert "MQAR recall accuracy" in first["feedback"]
+
+
+def test_seed_quick_clears_its_threshold(seed_runs: list[tuple[dict, Path]]) -> None:
+    quick = TASK.stages[0]
+    assert TASK.passes(quick, seed_runs[0][0]["score"])
+
+
+def test_child_never_receives_held_out_targets(seed_runs: list[tuple[dict, Path]]) -> None:
+    _, work = seed_runs[0]
+    with np.load(work / "io" / "eval_inputs.npz", allow_pickle=False) as npz:
+        assert npz.files == ["inputs"]
+        inputs = npz["inputs"]
+    setting = EVAL.setting_for("quick", None)
+    expected_inputs, labels = EVAL.held_out(setting, 0)
+    np.testing.assert_array_equal(inputs, expected_inputs)
+    # after the key-value context, no query's answer token appears anywhere in its sequence
+    context = 2 * int(setting.driver["num_kv"])
+    for row in range(len(inputs)):
+        answers = set(labels[row][labels[row] >= 0].tolist())
+        assert answers.isdisjoint(inputs[row, context:].tolist())
+    names = {p.name for p in (work / "io").iterdir()}
+    assert names <= {"eval_inputs.npz", "predictions.npz", "info.json"}
+
+
+def test_broken_candidate_raises_a_clear_error(tmp_path: Path) -> None:
+    program = _program(tmp_path, "broken.py", "import torch\nclass Mixer(torch.nn.Module):\n"
+                       "    def __init__(self, dim, num_heads, state_size):\n        super().__init__()\n"
+                       "    def forward(self, x):\n        raise RuntimeError('boom')\n")
+    with pytest.raises(CandidateError, match="Mixer.forward failed.*boom"):
+        EVAL.evaluate(program, stage="quick", seed=0, workdir=str(tmp_path / "w"))
+
+
+def test_missing_mixer_is_an_interface_error(tmp_path: Path) -> None:
+    program = _program(tmp_path, "empty.py", "X = 1\n")
+    with pytest.raises(CandidateError, match="must define `class Mixer"):
+        EVAL.evaluate(program, stage="quick", seed=0, workdir=str(tmp_path / "w"))
+
+
+def test_non_causal_mixer_is_rejected(tmp_path: Path) -> None:
+    # a reverse cumulative mean: position t sees every later token
+    program = _program(tmp_path, "peek.py", "import torch\nclass Mixer(torch.nn.Module):\n"
+                       "    def __init__(self, dim, num_heads, state_size):\n        super().__init__()\n"
+                       "        self.lin = torch.nn.Linear(dim, dim)\n"
+                       "    def state_numel(self):\n        return 1\n"
+                       "    def forward(self, x):\n"
+                       "        return self.lin(x.flip(1).cumsum(1).flip(1))\n")
+    with pytest.raises(CandidateError, match="not causal"):
+        EVAL.evaluate(program, stage="quick", seed=0, workdir=str(tmp_path / "w"))
+
+
+def test_unknown_stage_is_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no setting for scale/stage cpu/nope"):
+        EVAL.evaluate(str(TASK.seed_path), stage="nope", seed=0, workdir=str(tmp_path))
