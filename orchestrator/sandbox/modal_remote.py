@@ -51,6 +51,7 @@ class ModalBundle(BaseModel):
     stage: str
     seed: int
     scale: str | None = None
+    format: str = "evoforge"  # task folder format: the runner's --format
     timeout_s: float = Field(gt=0)
     output_kb: int = Field(ge=1)
     env: dict[str, str] = Field(default_factory=dict)
@@ -151,7 +152,7 @@ def run_bundle(raw: dict[str, Any], python: str | None = None) -> dict[str, Any]
         if drop:
             os.chown(scratch, NOBODY, NOBODY)
         job = SandboxJob(image="modal", task_dir=task_dir, files=bundle.files, program=bundle.program,
-                         stage=bundle.stage, seed=bundle.seed, scale=bundle.scale,
+                         stage=bundle.stage, seed=bundle.seed, scale=bundle.scale, format=bundle.format,
                          limits=Limits(timeout_s=bundle.timeout_s, output_kb=bundle.output_kb))
         runner_dir = _runner_dir()
         argv = [python, "-I", "-c", _ENTRY, str(runner_dir),
