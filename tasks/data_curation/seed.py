@@ -103,7 +103,7 @@ def shifted_copies(X: np.ndarray, y: np.ndarray, count: int, rng: np.random.Gene
     s = int(max(1, AUG_SHIFT))
     pick = rng.choice(len(y), size=min(count, len(y)), replace=False)
     moves = rng.integers(-1, 2, size=(len(pick), 2)) * s
-    return np.stack([shift_image(X[i], dy, dx) for i, (dy, dx) in zip(pick, moves)]), y[pick]
+    return np.stack([shift_image(X[i], dy, dx) for i, (dy, dx) in zip(pick, moves, strict=True)]), y[pick]
 
 
 def curate(X: np.ndarray, y: np.ndarray, seed: int) -> dict:

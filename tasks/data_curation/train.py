@@ -1,14 +1,15 @@
 """The fixed model and training budget of data_curation (trusted; the candidate cannot change it).
 
-A small MLP (64 -> hidden -> hidden -> 10) trained with Adam for a fixed number of steps on
-minibatches drawn from the curated set, with a per-example weighted cross-entropy. The number
-of steps does not depend on how many examples are kept, so curation is judged on what it keeps,
+A small MLP (64 -> hidden -> hidden -> 10) trained with Adam (cosine learning-rate decay) for a
+fixed number of steps on minibatches drawn from the curated set, with a per-example weighted
+cross-entropy. The number of steps does not depend on how many examples are kept, so curation is judged on what it keeps,
 not on how much compute it buys. Deterministic for a seed: one CPU thread, seeded generators,
 `torch.use_deterministic_algorithms(True)`.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
@@ -32,8 +33,8 @@ class Budget:
 
 #: Training budgets per (scale, stage). The gpu scale trains wider models for longer.
 BUDGETS = {
-    (None, "quick"): Budget(steps=150, batch=64, hidden=128, lr=2e-3, weight_decay=1e-4, models=1),
-    (None, "full"): Budget(steps=500, batch=64, hidden=128, lr=2e-3, weight_decay=1e-4, models=3),
+    (None, "quick"): Budget(steps=200, batch=64, hidden=128, lr=2e-3, weight_decay=1e-4, models=1),
+    (None, "full"): Budget(steps=1000, batch=64, hidden=128, lr=2e-3, weight_decay=1e-4, models=3),
     ("gpu", "quick"): Budget(steps=400, batch=128, hidden=512, lr=1e-3, weight_decay=1e-4, models=2),
     ("gpu", "full"): Budget(steps=2000, batch=128, hidden=512, lr=1e-3, weight_decay=1e-4, models=5),
 }
@@ -83,6 +84,10 @@ def train_and_predict(
         batches = torch.randint(0, len(y), (budget.steps, budget.batch), generator=gen).to(device)
         model.train()
         for step in range(budget.steps):
+            # Cosine decay to zero: the last steps average out minibatch noise, so that small
+            # changes of the curated set do not move the score by chance.
+            for group in opt.param_groups:
+                group["lr"] = budget.lr * 0.5 * (1.0 + math.cos(math.pi * step / budget.steps))
             idx = batches[step]
             loss = torch.nn.functional.cross_entropy(model(xt[idx]), yt[idx], reduction="none")
             loss = (loss * wt[idx]).mean()

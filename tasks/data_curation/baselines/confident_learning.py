@@ -12,7 +12,7 @@ from sklearn.model_selection import StratifiedKFold
 
 # EVOLVE-BLOCK-START
 FOLDS = 5
-C = 0.05
+C = 0.2
 
 
 def curate(X: np.ndarray, y: np.ndarray, seed: int) -> dict:

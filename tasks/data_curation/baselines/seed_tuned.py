@@ -13,6 +13,23 @@ filter suspicious labels, relabel confidently, add shifted copies, weight classe
 import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
+# Fixed helpers (geometry and statistics); the curation strategy is evolvable below.
+
+
+def shift_image(x: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """A flat 8x8 image moved by (dy, dx) pixels; zeros enter at the edges."""
+    img, out = x.reshape(8, 8), np.zeros((8, 8), dtype=x.dtype)
+    src = img[max(0, -dy):8 - max(0, dy), max(0, -dx):8 - max(0, dx)]
+    out[max(0, dy):8 - max(0, -dy), max(0, dx):8 - max(0, -dx)] = src
+    return out.reshape(64)
+
+
+def robust_z(d: np.ndarray) -> np.ndarray:
+    """(d - median) / (1.4826 * median absolute deviation)."""
+    med = np.median(d)
+    return (d - med) / (np.median(np.abs(d - med)) * 1.4826 + 1e-9)
+
+
 # EVOLVE-BLOCK-START
 INK_MIN = 120.0  # total ink below this: a blank image
 INK_MAX = 700.0  # total ink above this: a saturated or inverted image
@@ -41,10 +58,7 @@ def isolation_filter(X: np.ndarray) -> np.ndarray:
     """Keep images whose k-th nearest neighbour is not unusually far away."""
     k = int(max(1, OUTLIER_K))
     dist, _ = NearestNeighbors(n_neighbors=k + 1).fit(X).kneighbors(X)
-    d = dist[:, -1]
-    med = np.median(d)
-    mad = np.median(np.abs(d - med)) * 1.4826 + 1e-9
-    return (d - med) / mad <= OUTLIER_Z
+    return robust_z(dist[:, -1]) <= OUTLIER_Z
 
 
 def dedup(X: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -89,12 +103,8 @@ def shifted_copies(X: np.ndarray, y: np.ndarray, count: int, rng: np.random.Gene
     """`count` copies of random examples moved by AUG_SHIFT pixels in a random direction."""
     s = int(max(1, AUG_SHIFT))
     pick = rng.choice(len(y), size=min(count, len(y)), replace=False)
-    imgs = X[pick].reshape(-1, 8, 8)
-    out = np.zeros_like(imgs)
-    for i, (dy, dx) in enumerate(rng.integers(-1, 2, size=(len(pick), 2)) * s):
-        src = imgs[i][max(0, -dy):8 - max(0, dy), max(0, -dx):8 - max(0, dx)]
-        out[i][max(0, dy):8 - max(0, -dy), max(0, dx):8 - max(0, -dx)] = src
-    return out.reshape(-1, 64), y[pick]
+    moves = rng.integers(-1, 2, size=(len(pick), 2)) * s
+    return np.stack([shift_image(X[i], dy, dx) for i, (dy, dx) in zip(pick, moves, strict=True)]), y[pick]
 
 
 def curate(X: np.ndarray, y: np.ndarray, seed: int) -> dict:
