@@ -42,6 +42,8 @@ REQUIREMENTS = "requirements.txt"
 DERIVED_IMAGE_PREFIX = "requirements:"
 #: MAP-Elites dimensions OpenEvolve computes itself (not metrics of the evaluator).
 _BUILTIN_FEATURES = {"complexity", "diversity", "score"}
+#: Folders whose unmapped keys were already logged (a folder is loaded several times per run).
+_warned: set[str] = set()
 
 
 @dataclass
@@ -224,7 +226,8 @@ def openevolve_spec(folder: Path) -> TaskSpec | None:
     if "evaluate" not in functions:
         raise TaskError(f"{evaluator} defines no top-level evaluate(program_path): OpenEvolve requires it")
     mapping = map_openevolve_config(raw, config_path)
-    if mapping.unmapped:
+    if mapping.unmapped and str(folder) not in _warned:
+        _warned.add(str(folder))
         log.warning("openevolve config keys with no evoforge counterpart (ignored)",
                     folder=str(folder), keys=mapping.unmapped)
     fields: dict[str, Any] = {
