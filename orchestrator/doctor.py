@@ -40,26 +40,41 @@ def check_docker(required: bool) -> Check:
         )
 
 
+def image_status() -> dict[str, str]:
+    """`current`, `stale: ...` (an older build of it exists) or `missing` per logical image."""
+    from orchestrator.errors import ImageError  # noqa: PLC0415
+    from orchestrator.sandbox.images import docker_client, resolve_image  # noqa: PLC0415
+
+    client = docker_client(timeout=30)
+    present = {tag for image in client.images.list(name="evoforge/*") for tag in image.tags}
+    statuses = {}
+    for name in ("base", "cpu", "cuda"):
+        try:
+            resolve_image(name, client)
+            statuses[name] = "current"
+        except ImageError:
+            older = sorted(t for t in present if t.startswith(f"evoforge/{name}:"))
+            statuses[name] = f"stale: only {older[-1]} is built, sources changed" if older else "missing"
+    return statuses
+
+
 def check_images(required: bool) -> list[Check]:
-    try:
-        from orchestrator.sandbox.images import image_status  # noqa: PLC0415
-    except ImportError as exc:
-        return [Check("sandbox images", "fail" if required else "warn", f"image module missing: {exc}")]
-    checks = []
     try:
         statuses = image_status()
     except Exception as exc:
         return [Check("sandbox images", "fail" if required else "warn", f"cannot inspect: {exc}",
                       "start the daemon first (`make docker-engine`), then `make images`")]
+    checks = []
     for name, state in statuses.items():
         if state == "current":
             checks.append(Check(f"image {name}", "ok", "built and current"))
-        elif state == "skipped":
-            checks.append(Check(f"image {name}", "ok", "not buildable on this host (documented)"))
+        elif name == "cuda":
+            checks.append(Check("image cuda", "warn", f"{state} (needs a registry and a GPU host)",
+                                "build on a GPU host that reaches a registry: `evolve images build cuda`"))
         else:
             checks.append(Check(
-                f"image {name}", "fail" if required and name in ("base", "cpu") else "warn",
-                state, "run `make images` (or `evolve images build`)",
+                f"image {name}", "fail" if required else "warn", state,
+                "run `make images` (or `evolve images build`)",
             ))
     return checks
 
