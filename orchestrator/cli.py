@@ -28,8 +28,18 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-def _settings(cli: dict[str, Any] | None = None, config_file: Path | None = None) -> EffectiveConfig:
-    eff = load_config(cli, config_file=config_file)
+def _settings(cli: dict[str, Any] | None = None, config_file: Path | None = None,
+              task: str | None = None) -> EffectiveConfig:
+    defaults: dict[str, Any] = {}
+    source = "task config"
+    if task is not None:
+        from orchestrator.peer_formats import peer_settings  # noqa: PLC0415
+        from orchestrator.task import load_task  # noqa: PLC0415
+
+        spec = load_task(task).spec
+        defaults = peer_settings(spec)
+        source = f"{spec.format} config of {task}"
+    eff = load_config(cli, config_file=config_file, task_defaults=defaults, task_source=source)
     configure(eff.settings.log_level)
     return eff
 
@@ -79,7 +89,7 @@ def run(
         "sandbox.concurrency": concurrency, "llm.proposal_concurrency": proposal_concurrency,
         "budget.usd": budget_usd, "budget.tokens": budget_tokens, "budget.wall_s": wall_time,
         "seed": seed, "search.sampler": sampler, "scale": scale, "store": store,
-    }, config)
+    }, config, task=task if resume is None else None)
     if task is None and resume is None:
         raise EvoforgeError("give a task (e.g. `evolve run data_curation`) or --resume RUN")
     if eff.settings.llm.mode == "offline":
@@ -195,9 +205,10 @@ def doctor(sandbox: str = typer.Option(None, "--sandbox")) -> None:
 
 @config_app.command("show")
 def config_show(as_json: bool = typer.Option(False, "--json"),
-                config: Path = typer.Option(None, "--config")) -> None:
+                config: Path = typer.Option(None, "--config"),
+                task: str = typer.Option(None, "--task", help="include what this task folder asks for")) -> None:
     """The effective configuration and where each value came from."""
-    eff = _settings(config_file=config)
+    eff = _settings(config_file=config, task=task)
     if as_json:
         print(json.dumps([{"key": k, "value": v, "source": s} for k, v, s in eff.rows()], indent=2))
         return

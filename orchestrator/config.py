@@ -181,11 +181,19 @@ def load_config(
     *,
     config_file: Path | None = None,
     environ: dict[str, str] | None = None,
+    task_defaults: dict[str, Any] | None = None,
+    task_source: str = "task config",
 ) -> EffectiveConfig:
-    """Merge the sources. `cli` holds dotted keys set by flags (None values are ignored)."""
+    """Merge the sources. `cli` holds dotted keys set by flags (None values are ignored).
+    `task_defaults` (dotted keys a task folder asks for, e.g. an OpenEvolve config.yaml) sit
+    just above the defaults: the file, the environment and flags override them."""
     environ = dict(os.environ if environ is None else environ)
     merged: dict[str, Any] = {}
     sources: dict[str, str] = {}
+    for key, value in (task_defaults or {}).items():
+        _check_keys({key: value}, task_source)
+        merged[key] = value
+        sources[key] = task_source
 
     path = config_file or Path(environ.get("EVOFORGE_CONFIG", DEFAULT_CONFIG_FILE))
     if path.is_file():

@@ -71,3 +71,22 @@ def test_run_status_best_show_on_process_sandbox(tmp_path):
     assert runs.returncode == 0 and "loop_task" in runs.stdout
     missing = evolve("show", "cand-does-not-exist", cwd=tmp_path)
     assert missing.returncode == 2 and "no candidate" in missing.stderr
+
+
+def test_openevolve_config_settings_apply_below_flags(tmp_path):
+    import shutil
+
+    folder = tmp_path / "oe"
+    shutil.copytree(REPO / "tests" / "fixtures" / "peer" / "openevolve_plain", folder)
+    (folder / "config.yaml").write_text(
+        "max_iterations: 7\nrandom_seed: 42\nllm:\n  models:\n    - name: qwen-coder\n      weight: 1.0\n"
+        "  temperature: 0.3\n  api_base: http://127.0.0.1:9/v1\n"
+    )
+    out = evolve("config", "show", "--json", "--task", str(folder), cwd=tmp_path, env={"EVOFORGE_SEED": "3"})
+    assert out.returncode == 0, out.stderr
+    rows = {r["key"]: r for r in json.loads(out.stdout)}
+    assert rows["llm.base_url"]["value"] == "http://127.0.0.1:9/v1"
+    assert rows["llm.base_url"]["source"].startswith("openevolve config")
+    assert rows["llm.models"]["value"][0]["name"] == "qwen-coder"
+    assert rows["llm.models"]["value"][0]["temperature"] == 0.3
+    assert rows["seed"]["value"] == 3 and rows["seed"]["source"] == "env EVOFORGE_SEED"  # env beats the folder
