@@ -24,6 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from orchestrator.config import load_config  # noqa: E402
+from orchestrator.log import configure  # noqa: E402
 from orchestrator.runs import execute_run  # noqa: E402
 
 TASK = REPO / "tests" / "fixtures" / "fault_tasks" / "fast_task"
@@ -65,6 +66,7 @@ def main() -> None:
         "sandbox.concurrency": args.concurrency, "sandbox.candidate_images": "none",
         "budget.iterations": args.iterations, "log_level": "warning",
     }).settings
+    configure(settings.log_level)
 
     samples: dict[str, float] = {"start": rss_mb()}
     t0 = time.monotonic()
