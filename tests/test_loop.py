@@ -160,3 +160,27 @@ def test_loopback_llm_run_improves_and_records_calls(tmp_path, backend, request)
     }, environ={}).settings
     again = execute_run(replay, str(LOOP_TASK))
     assert again.best_score == run.best_score
+
+
+def test_ctrl_c_stops_proposing_commits_in_flight_and_resumes(tmp_path):
+    store_path = tmp_path / "store.lmdb"
+    proc = _cli_run(tmp_path, str(LOOP_TASK), "--iterations", "40")
+    deadline = time.monotonic() + 300
+    while _done_count(store_path) < 3 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    assert "interrupted" in out
+    store = CognitionStore.open(store_path, readonly=True)
+    run = store.list_runs()[0]
+    assert run.status == "stopped" and "interrupted" in run.stop_reason
+    cands = store.candidates_of_run(run.id)
+    assert all(c.state in ("done", "rejected") for c in cands), "an in-flight evaluation was dropped"
+    assert len(cands) < 41
+    proc = _cli_run(tmp_path, "--resume", run.id)
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out
+    store = CognitionStore.open(store_path, readonly=True)
+    run = store.get_run(run.id)
+    assert run.status == "finished" and run.iterations_done == 40
