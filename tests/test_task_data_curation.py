@@ -91,6 +91,7 @@ def test_out_of_range_indices_are_rejected_through_evaluate(evaluator: ModuleTyp
         ({"keep": np.arange(50), "X_extra": np.full((5, 64), 17.0), "y_extra": np.zeros(5, dtype=int)}, r"lie in \[0, 16\]"),
         ({"keep": np.arange(50), "X_extra": np.zeros((5, 64)), "y_extra": np.full(5, 10)}, r"labels must lie in \[0, 10\)"),
         ({"keep": np.arange(50), "X_extra": np.zeros((5, 64))}, "go together"),
+        ({"keep": np.arange(50), "X_extra": np.zeros((5, 63)), "y_extra": np.zeros(5, dtype=int)}, r"shape \[m, 64\]"),
         ({"keep": np.arange(50), "weight": np.ones(50)}, "unknown keys"),
     ],
 )

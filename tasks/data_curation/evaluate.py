@@ -110,7 +110,10 @@ def parse_curation(out: dict[str, Any], n: int, n_classes: int = 10) -> dict[str
     if ("X_extra" in out) != ("y_extra" in out):
         raise ValueError("X_extra and y_extra go together: return both or neither")
     if "X_extra" in out:
-        X_extra = _float_array(out["X_extra"], "X_extra").reshape(-1, 64) if np.size(out["X_extra"]) else X_extra
+        if np.size(out["X_extra"]):
+            X_extra = _float_array(out["X_extra"], "X_extra")
+            if X_extra.ndim != 2 or X_extra.shape[1] != 64:
+                raise ValueError(f"X_extra must have shape [m, 64] (flat 8x8 images), got {X_extra.shape}")
         y_extra = _int_array(out["y_extra"], "y_extra").reshape(-1)
         if y_extra.dtype == bool:
             raise ValueError("y_extra must hold class labels 0..9, got booleans")
