@@ -40,13 +40,13 @@ class Setting:
 
 
 _CPU = {"vocab": 64, "seq_len": 32, "num_kv": 8, "dim": 64, "num_heads": 2, "state_size": 128,
-        "threads": 1, "device": "cpu"}
+        "batch_size": 16, "lr": 3e-3, "threads": 1, "device": "cpu"}
 _GPU = {"vocab": 128, "seq_len": 128, "num_kv": 24, "dim": 128, "num_heads": 4, "state_size": 1024,
         "batch_size": 64, "lr": 3e-3, "threads": 4, "device": "cuda"}
 
 SETTINGS: dict[tuple[str, str], Setting] = {
-    ("cpu", "quick"): Setting({**_CPU, "steps": 150}, num_eval=256, timeout_s=120),
-    ("cpu", "full"): Setting({**_CPU, "steps": 700}, num_eval=512, timeout_s=300),
+    ("cpu", "quick"): Setting({**_CPU, "steps": 300}, num_eval=256, timeout_s=120),
+    ("cpu", "full"): Setting({**_CPU, "steps": 1400}, num_eval=512, timeout_s=300),
     ("gpu", "quick"): Setting({**_GPU, "steps": 300}, num_eval=512, timeout_s=300),
     ("gpu", "full"): Setting({**_GPU, "steps": 3000}, num_eval=2048, timeout_s=900),
 }
