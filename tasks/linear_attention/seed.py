@@ -16,6 +16,57 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+# Fixed helpers (shapes and masks); the mixer design is evolvable below.
+
+
+def short_conv(dim: int, kernel: int) -> nn.Conv1d:
+    """Depthwise causal convolution over time (use with `apply_conv`)."""
+    return nn.Conv1d(dim, dim, kernel, groups=dim, padding=kernel - 1)
+
+
+def apply_conv(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
+    """[b, t, d] -> [b, t, d]; trims the right padding so that the conv stays causal."""
+    return conv(x.transpose(1, 2))[..., : x.shape[1]].transpose(1, 2)
+
+
+def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+    """[b, t, heads * d] -> [b, heads, t, d]."""
+    b, t, _ = x.shape
+    return x.view(b, t, heads, -1).transpose(1, 2)
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """[b, heads, t, d] -> [b, t, heads * d]."""
+    b, h, t, d = x.shape
+    return x.transpose(1, 2).reshape(b, t, h * d)
+
+
+def causal_mask(t: int, device: torch.device) -> torch.Tensor:
+    """Boolean [t, t], True where key position <= query position."""
+    return torch.ones(t, t, dtype=torch.bool, device=device).tril()
+
+
+def head_dims(state_size: int, num_heads: int, v_ratio: float) -> tuple[int, int]:
+    """(d_k, d_v) with num_heads * d_k * d_v <= state_size; d_v ~ v_ratio * sqrt(state per head)."""
+    d_v = max(1, int(math.isqrt(state_size // num_heads) * v_ratio))
+    return max(1, state_size // (num_heads * d_v)), d_v
+
+
+def causal_scores(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """[b, h, t, t] q_t . k_s for s <= t, zero above the diagonal."""
+    scores = q @ k.transpose(-1, -2)
+    return scores.masked_fill(~causal_mask(q.shape[-2], q.device), 0)
+
+
+def row_sum(scores: torch.Tensor) -> torch.Tensor:
+    return scores.sum(dim=-1, keepdim=True)
+
+
+def rms(x: torch.Tensor) -> torch.Tensor:
+    return x.pow(2).mean(dim=-1, keepdim=True).sqrt()
+
+
+
 # EVOLVE-BLOCK-START
 FEATURE_MAP = "elu"  # evolve: choices ["elu", "relu", "identity", "softmax"]
 CONV_SIZE = 4  # evolve: choices [1, 2, 3, 4]
@@ -23,11 +74,12 @@ NORMALIZE = "denominator"  # evolve: choices ["denominator", "rmsnorm", "none"]
 QK_SCALE = 1.0
 EPS = 1e-4
 V_DIM_RATIO = 1.0  # evolve: choices [0.5, 1.0, 2.0]
+ELU_SHIFT = 1.0  # phi(x) = elu(x) + ELU_SHIFT keeps features positive
 
 
 def feature_map(x: torch.Tensor) -> torch.Tensor:
     if FEATURE_MAP == "elu":
-        return F.elu(x) + 1.0
+        return F.elu(x) + ELU_SHIFT
     if FEATURE_MAP == "relu":
         return F.relu(x)
     if FEATURE_MAP == "softmax":
@@ -39,9 +91,8 @@ class Mixer(nn.Module):
     def __init__(self, dim: int, num_heads: int, state_size: int):
         super().__init__()
         self.num_heads = num_heads
-        self.d_v = max(1, int(math.isqrt(state_size // num_heads) * V_DIM_RATIO))
-        self.d_k = max(1, state_size // (num_heads * self.d_v))
-        self.conv = nn.Conv1d(dim, dim, CONV_SIZE, groups=dim, padding=CONV_SIZE - 1)
+        self.d_k, self.d_v = head_dims(state_size, num_heads, V_DIM_RATIO)
+        self.conv = short_conv(dim, CONV_SIZE)
         self.q = nn.Linear(dim, num_heads * self.d_k, bias=False)
         self.k = nn.Linear(dim, num_heads * self.d_k, bias=False)
         self.v = nn.Linear(dim, num_heads * self.d_v, bias=False)
@@ -51,18 +102,15 @@ class Mixer(nn.Module):
         return self.num_heads * self.d_k * self.d_v
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, t, _ = x.shape
-        x = self.conv(x.transpose(1, 2))[..., :t].transpose(1, 2)
-        q = self.q(x).view(b, t, self.num_heads, self.d_k).transpose(1, 2)
-        k = self.k(x).view(b, t, self.num_heads, self.d_k).transpose(1, 2)
-        v = self.v(x).view(b, t, self.num_heads, self.d_v).transpose(1, 2)
-        q, k = feature_map(q * QK_SCALE), feature_map(k)
-        mask = torch.ones(t, t, dtype=torch.bool, device=x.device).tril()
-        scores = (q @ k.transpose(-1, -2)).masked_fill(~mask, 0.0)
+        x = apply_conv(self.conv, x)
+        q = feature_map(split_heads(self.q(x), self.num_heads) * QK_SCALE)
+        k = feature_map(split_heads(self.k(x), self.num_heads))
+        v = split_heads(self.v(x), self.num_heads)
+        scores = causal_scores(q, k)
         o = scores @ v
         if NORMALIZE == "denominator":
-            o = o / (scores.sum(-1, keepdim=True) + EPS)
+            o = o / (row_sum(scores) + EPS)
         elif NORMALIZE == "rmsnorm":
-            o = o * torch.rsqrt(o.pow(2).mean(-1, keepdim=True) + EPS)
-        return self.out(o.transpose(1, 2).reshape(b, t, -1))
+            o = o / (rms(o) + EPS)
+        return self.out(merge_heads(o))
 # EVOLVE-BLOCK-END

@@ -15,9 +15,64 @@ Returns a scalar tensor to minimise; the driver does backward, clipping and the 
 
 import torch
 
+# Fixed helpers (group views and masked averages); the loss design is evolvable below.
+
+
+def by_group(x: torch.Tensor, group_size: int) -> torch.Tensor:
+    """[N] -> [num_groups, group_size]."""
+    return x.view(-1, group_size)
+
+
+def group_mean(x: torch.Tensor) -> torch.Tensor:
+    return x.mean(dim=1, keepdim=True)
+
+
+def group_std(x: torch.Tensor) -> torch.Tensor:
+    return x.std(dim=1, keepdim=True)
+
+
+def group_ranks(x: torch.Tensor) -> torch.Tensor:
+    """Within-group ranks of [num_groups, group_size] scores, centred and scaled to [-0.5, 0.5]."""
+    ranks = x.argsort(dim=1).argsort(dim=1).float()
+    return (ranks - group_mean(ranks)) / max(1, x.shape[1] - 1)
+
+
+def per_token(a: torch.Tensor) -> torch.Tensor:
+    """[N] per-answer values broadcast over the answer's tokens: [N, 1]."""
+    return a.reshape(-1, 1)
+
+
+def sequence_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over each answer's tokens, then over answers."""
+    return ((x * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)).mean()
+
+
+def token_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over all answer tokens of the batch."""
+    return (x * mask).sum() / mask.sum().clamp(min=1)
+
+
+def constant_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Sum over tokens divided by a constant (N * T), as in Dr. GRPO."""
+    return (x * mask).sum() / mask.numel()
+
+
+def clipped_surrogate(ratio: torch.Tensor, adv: torch.Tensor, eps_low: float, eps_high: float) -> torch.Tensor:
+    """PPO's pessimistic objective min(r A, clip(r, 1 - eps_low, 1 + eps_high) A)."""
+    return torch.min(ratio * adv, torch.clamp(ratio, 1 - eps_low, 1 + eps_high) * adv)
+
+
+def kl_k3(logprobs: torch.Tensor, ref_logprobs: torch.Tensor) -> torch.Tensor:
+    """Unbiased non-negative KL(pi || ref) estimate per token (Schulman 2020)."""
+    log_r = ref_logprobs - logprobs
+    return torch.exp(log_r) - log_r - 1
+
+
+
 # EVOLVE-BLOCK-START
 HPARAMS = {
-    "clip_eps": 0.2,
+    "clip_low": 0.2,
+    "clip_high": 0.2,
     "kl_coef": 0.04,
     "adv_eps": 1e-4,
 }
@@ -26,34 +81,30 @@ LENGTH_NORM = "sequence"  # evolve: choices ["sequence", "token", "constant"]
 KL_ESTIMATOR = "k3"  # evolve: choices ["k3", "k1", "none"]
 
 
-def group_advantages(rewards: torch.Tensor, group_size: int, eps: float) -> torch.Tensor:
-    r = rewards.view(-1, group_size)
-    centred = r - r.mean(dim=1, keepdim=True)
+def advantages(rewards: torch.Tensor, group_size: int, eps: float) -> torch.Tensor:
+    r = by_group(rewards, group_size)
+    if ADV_NORM == "rank":
+        return per_token(group_ranks(r))
+    centred = r - group_mean(r)
     if ADV_NORM == "std":
-        centred = centred / (r.std(dim=1, keepdim=True) + eps)
-    elif ADV_NORM == "rank":
-        ranks = r.argsort(dim=1).argsort(dim=1).float()
-        centred = (ranks - ranks.mean(dim=1, keepdim=True)) / max(1, group_size - 1)
-    return centred.reshape(-1)
+        centred = centred / (group_std(r) + eps)
+    return per_token(centred)
 
 
 def compute_loss(logprobs, old_logprobs, ref_logprobs, rewards, mask, group_size, **hparams):
-    clip_eps = hparams.get("clip_eps", 0.2)
-    kl_coef = hparams.get("kl_coef", 0.04)
-    adv = group_advantages(rewards, group_size, hparams.get("adv_eps", 1e-4)).unsqueeze(1)
+    adv = advantages(rewards, group_size, hparams["adv_eps"])
     ratio = torch.exp(logprobs - old_logprobs)
-    surrogate = torch.min(ratio * adv, torch.clamp(ratio, 1 - clip_eps, 1 + clip_eps) * adv)
+    surrogate = clipped_surrogate(ratio, adv, hparams["clip_low"], hparams["clip_high"])
     if KL_ESTIMATOR == "k3":
-        log_r = ref_logprobs - logprobs
-        kl = torch.exp(log_r) - log_r - 1.0
+        kl = kl_k3(logprobs, ref_logprobs)
     elif KL_ESTIMATOR == "k1":
         kl = logprobs - ref_logprobs
     else:
         kl = torch.zeros_like(logprobs)
-    per_token = -(surrogate - kl_coef * kl) * mask
+    objective = surrogate - hparams["kl_coef"] * kl
     if LENGTH_NORM == "sequence":
-        return (per_token.sum(dim=1) / mask.sum(dim=1).clamp(min=1)).mean()
+        return -sequence_mean(objective, mask)
     if LENGTH_NORM == "token":
-        return per_token.sum() / mask.sum().clamp(min=1)
-    return per_token.sum() / (mask.shape[0] * mask.shape[1])
+        return -token_mean(objective, mask)
+    return -constant_mean(objective, mask)
 # EVOLVE-BLOCK-END
