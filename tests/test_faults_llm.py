@@ -26,7 +26,8 @@ ITERATIONS = 8
 USAGE = (40, 10)  # tokens billed per answered call (prompt, completion)
 PRICE_IN, PRICE_OUT = 1000.0, 2000.0  # USD per million tokens: one answered call = $0.06
 OUTAGE_AFTER = 3  # answered Researcher calls before the endpoint goes down
-OUTAGE_S = 3.0
+OUTAGE_MIN_FAILURES = 3  # the outage lasts until this many calls failed and an evaluation
+OUTAGE_MAX_S = 30.0  # committed meanwhile, or this long (then the test fails)
 
 
 @pytest.fixture(autouse=True)
@@ -37,7 +38,8 @@ def _fast_backoff(monkeypatch):
 
 class FlakyModel:
     """Answers like a model until the OUTAGE_AFTER-th Researcher answer, then fails every call
-    (503 or a hang) for OUTAGE_S seconds, then answers again. Counts what it billed."""
+    (503 or a hang) until OUTAGE_MIN_FAILURES calls failed and an evaluation committed during
+    the outage (at most OUTAGE_MAX_S), then answers again. Counts what it billed."""
 
     def __init__(self, failure: str):
         self.failure = failure
@@ -47,11 +49,21 @@ class FlakyModel:
         self.researcher_ok = 0
         self.down_from: float | None = None
         self.down_until: float | None = None
+        self.commits_while_down = 0
+
+    def committed(self, info: dict) -> None:
+        with self.lock:
+            if self.down_from is not None and self.down_until is None:
+                self.commits_while_down += 1
 
     def __call__(self, body: dict) -> str | Reply:
         now = time.monotonic()
         with self.lock:
-            if self.down_from is not None and now < self.down_until:
+            if self.down_from is not None and self.down_until is None:
+                over = self.failed >= OUTAGE_MIN_FAILURES and self.commits_while_down > 0
+                if over or now - self.down_from > OUTAGE_MAX_S:
+                    self.down_until = now
+            if self.down_from is not None and self.down_until is None:
                 self.failed += 1
                 return Reply(status=503) if self.failure == "503" else Reply(content="late", delay_s=1.5, usage=USAGE)
             analyzer = "analyse the results" in body["messages"][0]["content"]
@@ -60,7 +72,7 @@ class FlakyModel:
             if not analyzer:
                 self.researcher_ok += 1
                 if self.researcher_ok == OUTAGE_AFTER and self.down_from is None:
-                    self.down_from, self.down_until = now, now + OUTAGE_S
+                    self.down_from = now
             return Reply(content=content, usage=USAGE)
 
     def _answer(self, body: dict, analyzer: bool) -> str:
@@ -78,6 +90,11 @@ class FlakyModel:
 def test_llm_outage_backs_off_keeps_evaluating_and_bills_only_answers(tmp_path: Path, failure: str) -> None:
     model = FlakyModel(failure)
     commits: list[tuple[float, int]] = []
+
+    def on_progress(info: dict) -> None:
+        model.committed(info)
+        commits.append((time.monotonic(), info["iteration"]))
+
     with OpenAIStub(handler=model) as stub:
         settings = test_settings(tmp_path, **{
             "llm.mode": "stub-model", "llm.base_url": stub.base_url, "llm.timeout_s": 0.5,
@@ -86,8 +103,8 @@ def test_llm_outage_backs_off_keeps_evaluating_and_bills_only_answers(tmp_path: 
             "budget.iterations": ITERATIONS, "sandbox.concurrency": 2, "llm.proposal_concurrency": 2,
         })
         run = execute_run(settings, str(SLOW_TASK),
-                          on_progress=lambda info: commits.append((time.monotonic(), info["iteration"])))
-    assert model.down_from is not None, "the outage never started"
+                          on_progress=on_progress)
+    assert model.down_from is not None and model.down_until is not None, "the outage never started or ended"
     assert model.failed >= 3, f"only {model.failed} calls met the outage: no backing off was exercised"
     assert run.status == "finished", run.stop_reason
     assert run.iterations_done == ITERATIONS
@@ -101,8 +118,7 @@ def test_llm_outage_backs_off_keeps_evaluating_and_bills_only_answers(tmp_path: 
     outages = [e for e in store.events_of(run.id) if e.kind == "llm_outage"]
     assert outages, "no llm_outage event was recorded"
     # The evaluators went on while the endpoint was down ...
-    during = [i for t, i in commits if model.down_from <= t <= model.down_until]
-    assert during, f"nothing was evaluated during the outage: {commits}"
+    assert model.commits_while_down > 0, f"nothing was evaluated during the outage: {commits}"
     # ... and proposing resumed after it: iterations proposed after the outage were evaluated.
     after = [i for t, i in commits if t > model.down_until]
     assert max(after) == ITERATIONS
