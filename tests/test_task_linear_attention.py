@@ -20,8 +20,9 @@ sys.path.insert(0, str(TASK.folder.parents[1] / "sandbox_images" / "runner"))
 from evoforge_runner.child import CandidateError  # noqa: E402
 
 
-def _evaluator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("la_evaluate", TASK.folder / "evaluate.py")
+def _load(path: Path, name: str) -> ModuleType:
+    """A trusted task module by path, under a name unique to this test file."""
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
@@ -29,7 +30,7 @@ def _evaluator() -> ModuleType:
     return module
 
 
-EVAL = _evaluator()
+EVAL = _load(TASK.folder / "evaluate.py", "la_evaluate")
 
 
 def _program(tmp_path: Path, name: str, body: str) -> str:
@@ -117,3 +118,41 @@ def test_non_causal_mixer_is_rejected(tmp_path: Path) -> None:
 def test_unknown_stage_is_rejected(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no setting for scale/stage cpu/nope"):
         EVAL.evaluate(str(TASK.seed_path), stage="nope", seed=0, workdir=str(tmp_path))
+
+
+def _choice_variants(code: str) -> list[tuple[str, str]]:
+    """(label, program) for every single swap of a `# evolve: choices [...]` literal."""
+    import ast  # noqa: PLC0415
+    import re  # noqa: PLC0415
+
+    out = []
+    for line in code.splitlines():
+        m = re.match(r"^(\w+) = (.+?)  # evolve: choices (\[.*\])$", line)
+        if not m:
+            continue
+        for choice in ast.literal_eval(m.group(3)):
+            if repr(choice) != m.group(2) and json_repr(choice) != m.group(2):
+                new = f"{m.group(1)} = {json_repr(choice)}  # evolve: choices {m.group(3)}"
+                out.append((f"{m.group(1)}={choice}", code.replace(line, new)))
+    return out
+
+
+def json_repr(value: object) -> str:
+    return f'"{value}"' if isinstance(value, str) else repr(value)
+
+
+def test_every_declared_alternative_of_the_seed_builds_a_causal_mixer(tmp_path: Path) -> None:
+    import torch  # noqa: PLC0415
+
+    train_child = _load(TASK.folder / "train_child.py", "la_train_child")
+
+    cfg = train_child.TrainConfig(**{k: v for k, v in EVAL.setting_for("quick", None).driver.items()
+                                     if k in ("vocab", "seq_len", "num_kv", "dim", "num_heads", "state_size")})
+    variants = _choice_variants(TASK.seed_code())
+    assert len(variants) >= 8
+    for label, code in variants:
+        path = tmp_path / f"{label.replace('=', '_').replace('.', '_')}.py"
+        path.write_text(code)
+        mixer_cls = train_child.load_mixer_class(path)
+        checks = train_child.check_mixer(mixer_cls, cfg, torch.device("cpu"))
+        assert checks["declared_state_numel"] <= cfg.state_size, label

@@ -21,8 +21,9 @@ sys.path.insert(0, str(TASK.folder.parents[1] / "sandbox_images" / "runner"))
 from evoforge_runner.child import CandidateError  # noqa: E402
 
 
-def _evaluator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("rl_evaluate", TASK.folder / "evaluate.py")
+def _load(path: Path, name: str) -> ModuleType:
+    """A trusted task module by path, under a name unique to this test file."""
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
@@ -30,7 +31,7 @@ def _evaluator() -> ModuleType:
     return module
 
 
-EVAL = _evaluator()
+EVAL = _load(TASK.folder / "evaluate.py", "rl_evaluate")
 
 
 def _program(tmp_path: Path, name: str, body: str) -> str:
@@ -103,3 +104,24 @@ def test_policy_weights_are_validated_before_decoding(tmp_path: Path) -> None:
     setting = EVAL.setting_for("quick", None)
     with pytest.raises(CandidateError, match="unusable policy weights"):
         EVAL.greedy_accuracy(tmp_path / "policy.npz", setting.driver, np.arange(5), 1)
+
+
+def test_every_declared_alternative_of_the_seed_gives_a_finite_scalar_loss(tmp_path: Path) -> None:
+    import re  # noqa: PLC0415
+
+    train_child = _load(TASK.folder / "train_child.py", "rl_train_child")
+
+    code = TASK.seed_code()
+    cfg = train_child.TrainConfig()
+    count = 0
+    for line in code.splitlines():
+        m = re.match(r'^(\w+) = "(\w+)"  # evolve: choices (\[.*\])$', line)
+        if not m:
+            continue
+        for choice in json.loads(m.group(3)):
+            path = tmp_path / f"{m.group(1)}_{choice}.py"
+            path.write_text(code.replace(line, f'{m.group(1)} = "{choice}"  # evolve: choices {m.group(3)}'))
+            fn, hparams = train_child.load_candidate(path)
+            train_child.preflight(fn, hparams, cfg)  # raises CandidateFault on a bad loss
+            count += 1
+    assert count >= 9
