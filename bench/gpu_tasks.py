@@ -2,6 +2,7 @@
 
     python bench/gpu_tasks.py --scale gpu               # on a CUDA machine: full stage, seed 0
     python bench/gpu_tasks.py --scale cpu --stage quick # smoke check on CPU
+    python bench/gpu_tasks.py --scale gpu --programs seed,deltanet,linear_attention,grpo,reinforce
 
 Every (task, program, seed) is one `ProcessSandbox` job: the trusted runner starts the task's
 evaluator, which trains in a child process exactly as in an evolution run. Prints one JSON
@@ -31,8 +32,10 @@ KEPT_METRICS = ("recall_accuracy", "state_within_budget", "train_loss_final", "t
                 "heldout_accuracy", "train_reward_first", "train_reward_last", "rl_s", "child_runtime_s")
 
 
-def programs(task: Task) -> list[Path]:
-    return [task.seed_path, *sorted((task.folder / "baselines").glob("*.py"))]
+def programs(task: Task, only: set[str] | None) -> list[Path]:
+    """The seed and every baseline, or those whose file stem is in `only`."""
+    found = [task.seed_path, *sorted((task.folder / "baselines").glob("*.py"))]
+    return [p for p in found if only is None or p.stem in only]
 
 
 def job_for(task: Task, program: Path, stage: str, seed: int) -> SandboxJob:
@@ -57,13 +60,14 @@ def torch_device() -> str:
     return f"cpu ({torch.get_num_threads()} threads)"
 
 
-async def bench(scale: str, stage: str, seeds: list[int], names: list[str]) -> dict[str, object]:
+async def bench(scale: str, stage: str, seeds: list[int], names: list[str],
+                only: set[str] | None) -> dict[str, object]:
     sandbox = ProcessSandbox()
     rows = []
     try:
         for name in names:
             task = load_task(name, scale=None if scale == "cpu" else scale)
-            for program in programs(task):
+            for program in programs(task, only):
                 for seed in seeds:
                     started = time.monotonic()
                     result = await sandbox.run(job_for(task, program, stage, seed))
@@ -86,11 +90,13 @@ def main() -> None:
     parser.add_argument("--stage", default=None, help="default: full for gpu, quick for cpu")
     parser.add_argument("--seeds", default="0", help="comma-separated job seeds")
     parser.add_argument("--tasks", default=",".join(TASKS))
+    parser.add_argument("--programs", default="", help="comma-separated file stems (seed,deltanet,grpo,...); default all")
     args = parser.parse_args()
     stage = args.stage or ("full" if args.scale == "gpu" else "quick")
     seeds = [int(s) for s in args.seeds.split(",") if s]
     warnings.simplefilter("ignore", RuntimeWarning)  # ProcessSandbox's no-isolation notice
-    report = asyncio.run(bench(args.scale, stage, seeds, args.tasks.split(",")))
+    only = {p for p in args.programs.split(",") if p} or None
+    report = asyncio.run(bench(args.scale, stage, seeds, args.tasks.split(","), only))
     print(json.dumps(report, indent=2))
 
 
