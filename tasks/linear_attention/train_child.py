@@ -157,7 +157,10 @@ def check_mixer(mixer_cls: type, cfg: TrainConfig, device: torch.device) -> dict
         if leak > CAUSALITY_ATOL:
             raise CandidateFault("batch_mixing", f"Mixer mixes information across the batch (change {leak:.3g}); sequences must be independent")
     declared = getattr(mixer, "state_numel", None)
-    declared_value = int(declared()) if callable(declared) else None
+    try:
+        declared_value = int(declared()) if callable(declared) else None
+    except Exception as exc:
+        raise CandidateFault("interface", f"Mixer.state_numel() must return an int: {exc!r}") from exc
     return {"causality_max_diff": worst, "declared_state_numel": declared_value}
 
 
