@@ -54,23 +54,28 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _signature(code: str) -> tuple[str, ...]:
-    """The sorted non-identifier tokens of `code` (a multiset: statement order may change)."""
+def _signature(code: str) -> bytes:
+    """A digest of the sorted non-identifier tokens of `code` (a multiset: statement order may
+    change). Kept as 16 bytes per candidate, since a long run remembers every candidate."""
     try:
         toks = list(tokenize.generate_tokens(io.StringIO(code).readline))
     except (tokenize.TokenError, IndentationError, SyntaxError):
-        return tuple(sorted(_LITERAL.findall(normalise(code))))
-    kept = [
-        t.string
-        for t in toks
-        if t.type in (tokenize.NUMBER, tokenize.STRING, tokenize.OP)
-        or (t.type == tokenize.NAME and keyword.iskeyword(t.string))
-    ]
-    return tuple(sorted(kept))
+        kept = _LITERAL.findall(normalise(code))
+    else:
+        kept = [
+            t.string
+            for t in toks
+            if t.type in (tokenize.NUMBER, tokenize.STRING, tokenize.OP)
+            or (t.type == tokenize.NAME and keyword.iskeyword(t.string))
+        ]
+    return hashlib.blake2b("\x00".join(sorted(kept)).encode(), digest_size=16).digest()
 
 
 class NoveltyFilter:
-    """Remembers candidates' code; `is_duplicate` names the earlier near-identical one."""
+    """Remembers candidates' code; `is_duplicate` names the earlier near-identical one.
+
+    Memory per remembered candidate: one exact digest, one 16-byte signature and one row of a
+    float32 matrix that grows by doubling (no per-candidate array objects)."""
 
     def __init__(
         self, embedder: Any | None, threshold: float = 0.995, *, literal_aware: bool = True
@@ -80,9 +85,8 @@ class NoveltyFilter:
         self.literal_aware = literal_aware
         self._exact: dict[str, str] = {}
         self._ids: list[str] = []
-        self._signatures: list[tuple[str, ...]] = []
-        self._vectors: list[np.ndarray] = []
-        self._matrix: np.ndarray | None = None
+        self._signatures: list[bytes] = []
+        self._matrix: np.ndarray | None = None  # rows [0, len(self._ids)) are in use
 
     def __len__(self) -> int:
         return len(self._exact)
@@ -92,26 +96,33 @@ class NoveltyFilter:
         norm = float(np.linalg.norm(vec))
         return vec / norm if norm > 0 else vec
 
+    def _append_row(self, vec: np.ndarray) -> None:
+        n = len(self._ids)
+        if self._matrix is None:
+            self._matrix = np.empty((64, vec.shape[0]), dtype=np.float32)
+        elif n >= self._matrix.shape[0]:
+            grown = np.empty((self._matrix.shape[0] * 2, self._matrix.shape[1]), dtype=np.float32)
+            grown[:n] = self._matrix[:n]
+            self._matrix = grown
+        self._matrix[n] = vec
+
     def add(self, cid: str, code: str) -> None:
         key = _digest(normalise(code))
         if key in self._exact:
             return
         self._exact[key] = cid
         if self.embedder is not None:
+            self._append_row(self._embed(code))
             self._ids.append(cid)
             self._signatures.append(_signature(code))
-            self._vectors.append(self._embed(code))
-            self._matrix = None
 
     def is_duplicate(self, code: str) -> str | None:
         """The id of an earlier candidate this code nearly repeats, or None."""
         hit = self._exact.get(_digest(normalise(code)))
-        if hit is not None or self.embedder is None or not self._vectors:
+        if hit is not None or self.embedder is None or not self._ids or self._matrix is None:
             return hit
-        if self._matrix is None:
-            self._matrix = np.stack(self._vectors)
-        sims = self._matrix @ self._embed(code)
-        sig = _signature(code) if self.literal_aware else ()
+        sims = self._matrix[: len(self._ids)] @ self._embed(code)
+        sig = _signature(code) if self.literal_aware else b""
         for i in np.argsort(-sims):
             if sims[i] < self.threshold:
                 break
