@@ -105,6 +105,17 @@ class OfflineAnalyzer:
     def __init__(self) -> None:
         self._said: dict[tuple[str, ...], int] = {}  # insight key -> evidence count when said
         self._failures: dict[str, list[str]] = {}  # error line -> candidate ids
+        # child id -> its literal edits against its parent, computed once: the history the
+        # loop passes may carry records without code (a long run does not keep every program).
+        self._edits: dict[str, list[Edit]] = {}
+
+    def _edits_of(self, child: Candidate, parent: Candidate) -> list[Edit]:
+        cached = self._edits.get(child.id)
+        if cached is None:
+            if not child.code or not parent.code:
+                return []
+            cached = self._edits[child.id] = literal_edits(parent.code, child.code)
+        return cached
 
     def _worth_saying(self, key: tuple[str, ...], n: int) -> bool:
         before = self._said.get(key)
@@ -114,7 +125,7 @@ class OfflineAnalyzer:
         return self.analyze_sync(ctx)
 
     def analyze_sync(self, ctx: AnalysisContext) -> Analysis:
-        edits = literal_edits(ctx.parent.code, ctx.candidate.code) if ctx.parent is not None else []
+        edits = self._edits_of(ctx.candidate, ctx.parent) if ctx.parent is not None else []
         insights: list[Insight] = []
         failure = self._failure_insight(ctx)
         if failure is not None:
@@ -135,7 +146,7 @@ class OfflineAnalyzer:
             if child.status not in (None, "ok"):
                 continue
             gain = _gain(ctx.task, child.score, parent.score)
-            for edit in literal_edits(parent.code, child.code):
+            for edit in self._edits_of(child, parent):
                 effects.setdefault(_edit_key(edit), []).append((child.id, gain, edit))
         return effects
 
@@ -200,7 +211,7 @@ class OfflineAnalyzer:
         self._said[("fail", line)] = n
         common = ""
         if ctx.parent is not None:
-            names = [e.name for e in literal_edits(ctx.parent.code, ctx.candidate.code)]
+            names = [e.name for e in self._edits_of(ctx.candidate, ctx.parent)]
             if names:
                 common = f"; the latest came after editing {', '.join(names[:3])}"
         return Insight(

@@ -125,7 +125,12 @@ class EvolutionLoop:
         self._next_iteration = 1
         self._selected_upto = 0
         self._stored_upto = 0
+        # Finished candidates WITHOUT their code (a long run must not hold every program in
+        # memory); full records are read back from the store when needed.
         self._finished: dict[int, Candidate] = {}
+        self._by_id: dict[str, Candidate] = {}
+        self._best_cand: Candidate | None = None
+        self._done_iterations = 0
         self._fed_upto = -1
         self._feedback: dict[str, str] = {}
         self._metrics: dict[str, dict[str, Any]] = {}
@@ -189,7 +194,7 @@ class EvolutionLoop:
         pending: list[Candidate] = []
         for c in cands:
             if c.state in ("done", "rejected"):
-                self._finished[c.iteration] = c
+                self._remember(c)
                 evs = self.store.evaluations_of(c.id)
                 if evs:
                     self._feedback[c.id] = evs[-1].feedback
@@ -217,7 +222,7 @@ class EvolutionLoop:
         self._selected_upto = self._stored_upto = max_iter
         self._next_iteration = max_iter + 1
         self._requeue = sorted(pending, key=lambda c: c.iteration)
-        done_iters = sum(1 for c in self._finished.values() if c.iteration > 0)
+        done_iters = self._done_iterations
         proposed_iters = max_iter
         self.budget.charge(iterations=proposed_iters)
         if cands:
@@ -417,13 +422,22 @@ class EvolutionLoop:
         return [ins for ins, _score in hits]
 
     def _get(self, cid: str) -> Candidate:
-        for c in self._finished.values():
-            if c.id == cid:
-                return c
+        """The full record (with code) of a finished candidate."""
         found = self.store.get_candidate(cid)
         if found is None:
             raise EvoforgeError(f"candidate {cid} chosen as parent is not in the store")
         return found
+
+    def _remember(self, cand: Candidate) -> None:
+        slim = cand.model_copy(update={"code": "", "diff": "", "files": {}})
+        if slim.iteration not in self._finished and slim.iteration > 0:
+            self._done_iterations += 1
+        self._finished[slim.iteration] = slim
+        self._by_id[slim.id] = slim
+        if slim.score is not None and (
+            self._best_cand is None or self.task.better(slim.score, self._best_cand.score)
+        ):
+            self._best_cand = slim
 
     # ----------------------------------------------------------------- evaluators
 
@@ -535,7 +549,7 @@ class EvolutionLoop:
             "state": "done", "status": result.status, "score": result.score,
             "stage_reached": result.stage_reached, "features": result.features,
         })
-        parent = self._finished_by_id(done.parent_id)
+        parent = self._get(done.parent_id) if done.parent_id else None
         best = self._best()
         history = [c for _, c in sorted(self._finished.items()) if c.state == "done"]
         analysis = None
@@ -559,8 +573,7 @@ class EvolutionLoop:
                                                 or self.task.better(done.score, best.score))
         usage = self.budget.usage()
         run_update: dict[str, Any] = {
-            "iterations_done": sum(1 for c in self._finished.values() if c.iteration > 0)
-            + (1 if done.iteration > 0 else 0),
+            "iterations_done": self._done_iterations + (1 if done.iteration > 0 else 0),
             "tokens_used": usage.tokens, "cost_usd": usage.usd, "gpu_seconds": usage.gpu_s,
             "updated_at": time.time(),
             "config": {**self.run_rec.config, "wall_s_used": usage.wall_s},
@@ -613,26 +626,12 @@ class EvolutionLoop:
             with self.store.write() as w:
                 w.put_candidate(cand.model_copy(update={"image": tag}))
 
-    def _finished_by_id(self, cid: str | None) -> Candidate | None:
-        if cid is None:
-            return None
-        for c in self._finished.values():
-            if c.id == cid:
-                return c
-        return None
-
     def _best(self) -> Candidate | None:
-        best = None
-        for c in self._finished.values():
-            if c.score is None:
-                continue
-            if best is None or self.task.better(c.score, best.score):
-                best = c
-        return best
+        return self._best_cand
 
     async def _finish(self, cand: Candidate, result: EngineeringResult | None = None) -> None:
         async with self._cond:
-            self._finished[cand.iteration] = cand
+            self._remember(cand)
             if result is not None:
                 self._feedback[cand.id] = result.feedback
                 self._metrics[cand.id] = result.metrics
@@ -654,7 +653,7 @@ class EvolutionLoop:
             "run": self.run_rec.id, "iteration": cand.iteration, "candidate": cand.id,
             "status": cand.status or cand.state, "score": cand.score,
             "best": best.score if best else None, "seed_score": self.run_rec.seed_score,
-            "done": sum(1 for c in self._finished.values() if c.iteration > 0),
+            "done": self._done_iterations,
             "in_flight": self._in_flight, "origin": cand.origin,
             "tokens": self.budget.usage().tokens, "usd": round(self.budget.usage().usd, 4),
             "total": self.total_iterations,
