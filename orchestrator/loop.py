@@ -47,6 +47,9 @@ log = get_logger("evoforge.loop")
 RECENT_FAILURES = 3
 #: Offline proposals that are exact/near duplicates are retried this many times.
 NOVELTY_RETRIES = 4
+#: Evaluator workers per sandbox slot: while one worker analyses and commits its candidate,
+#: another already occupies the slot (the slot semaphore still bounds concurrent jobs).
+WORKERS_PER_SLOT = 2
 #: Waiting for a lost Docker daemon before giving up on a run.
 LOST_RETRY_DELAYS = (2, 5, 10, 20, 30)
 #: Waiting for an LLM endpoint that is down (5xx, timeouts after the client's own retries):
@@ -74,7 +77,7 @@ class LoopOptions:
 
     @property
     def lag(self) -> int:
-        return self.eval_concurrency + self.proposal_concurrency
+        return WORKERS_PER_SLOT * self.eval_concurrency + self.proposal_concurrency
 
 
 class EvolutionLoop:
@@ -140,6 +143,8 @@ class EvolutionLoop:
         self._fatal: BaseException | None = None
         self._started = time.monotonic()
         self._in_flight = 0
+        #: Seconds evaluation slots were occupied, summed over slots (for bench/loop.py).
+        self.slot_busy_s = 0.0
 
     # ----------------------------------------------------------------- slots and stop
 
@@ -147,10 +152,12 @@ class EvolutionLoop:
     async def _slot(self):
         async with self._slots:
             self._in_flight += 1
+            entered = time.monotonic()
             try:
                 yield
             finally:
                 self._in_flight -= 1
+                self.slot_busy_s += time.monotonic() - entered
 
     def request_stop(self, reason: str = "interrupted") -> None:
         """Stop proposing; in-flight evaluations finish and commit. Safe from a signal handler."""
@@ -656,7 +663,7 @@ class EvolutionLoop:
             "done": self._done_iterations,
             "in_flight": self._in_flight, "origin": cand.origin,
             "tokens": self.budget.usage().tokens, "usd": round(self.budget.usage().usd, 4),
-            "total": self.total_iterations,
+            "total": self.total_iterations, "slot_busy_s": round(self.slot_busy_s, 3),
         }
         if self.on_progress is not None:
             self.on_progress(info)
@@ -667,7 +674,7 @@ class EvolutionLoop:
     async def run(self) -> Run:
         await self._start()
         evaluators = [asyncio.create_task(self._evaluator(), name=f"eval-{k}")
-                      for k in range(self.options.eval_concurrency)]
+                      for k in range(WORKERS_PER_SLOT * self.options.eval_concurrency)]
         # The seed (and any re-queued work) must be finished before the first selection.
         proposers = [asyncio.create_task(self._proposer(), name=f"propose-{k}")
                      for k in range(self.options.proposal_concurrency)]
