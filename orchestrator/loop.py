@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import dataclasses
 import errno
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ import numpy as np
 
 from agents.analyzer import AnalysisContext
 from agents.diff import unified_diff
-from agents.engineer import Engineer, EngineeringResult
+from agents.engineer import Engineer, EngineeringResult, mean_metrics
 from agents.errors import LLMBudgetExceeded, LLMError, ProposalError
 from agents.researcher import Proposal, ResearchContext
 from cognition.records import Candidate, Evaluation, Event, Insight, Run, new_id
@@ -135,8 +136,6 @@ class EvolutionLoop:
         self._best_cand: Candidate | None = None
         self._done_iterations = 0
         self._fed_upto = -1
-        self._feedback: dict[str, str] = {}
-        self._metrics: dict[str, dict[str, Any]] = {}
         self._failures: list[tuple[Candidate, Evaluation]] = []
         self._stopping = False
         self.stop_reason = ""
@@ -202,10 +201,6 @@ class EvolutionLoop:
         for c in cands:
             if c.state in ("done", "rejected"):
                 self._remember(c)
-                evs = self.store.evaluations_of(c.id)
-                if evs:
-                    self._feedback[c.id] = evs[-1].feedback
-                    self._metrics[c.id] = evs[-1].metrics
             else:
                 pending.append(c)
             if self.novelty is not None:
@@ -299,16 +294,32 @@ class EvolutionLoop:
                         return
                     await asyncio.sleep(0.02)
 
+    def _parent_report(self, cid: str) -> tuple[str, dict[str, Any]]:
+        """Feedback and mean metrics of a candidate's deepest stage, read from the store (a long
+        run does not keep them in memory for every candidate)."""
+        evs = self.store.evaluations_of(cid)
+        if not evs:
+            return "", {}
+        last = [e for e in evs if e.stage == evs[-1].stage]
+        feedback = "\n".join(e.feedback for e in last if e.feedback)[:2000]
+        metrics = mean_metrics(last)  # type: ignore[arg-type]
+        scores = [e.score for e in last if e.score is not None]
+        if scores:
+            metrics["score_mean"] = statistics.fmean(scores)
+            metrics["score_std"] = statistics.pstdev(scores) if len(scores) > 1 else 0.0
+        return feedback, metrics
+
     def _context(self, i: int, selection: Any) -> ResearchContext:
         parent = self._get(selection.parent_id)
         inspirations = [self._get(x) for x in selection.inspiration_ids]
+        feedback, metrics = self._parent_report(parent.id)
         return ResearchContext(
             task=self.task, run_id=self.run_rec.id, iteration=i,
             rng_seed=self.run_rec.seed * 1_000_003,
             parent=parent, inspirations=inspirations, insights=self._retrieve_insights(parent),
             failures=list(self._failures[-RECENT_FAILURES:]),
-            parent_feedback=self._feedback.get(parent.id, ""),
-            parent_metrics=dict(self._metrics.get(parent.id, {})),
+            parent_feedback=feedback,
+            parent_metrics=metrics,
         )
 
     async def _propose(self, ctx: ResearchContext, attempt: int) -> Proposal | Rejected:
@@ -516,7 +527,7 @@ class EvolutionLoop:
             ctx = ResearchContext(
                 task=self.task, run_id=self.run_rec.id, iteration=cand.iteration,
                 rng_seed=self.run_rec.seed + attempt, parent=parent, inspirations=[], insights=[],
-                failures=[], parent_feedback=self._feedback.get(parent.id, ""),
+                failures=[], parent_feedback=self._parent_report(parent.id)[0],
             )
             try:
                 fixed = await self.researcher.repair(ctx, cand.code, result.feedback)
@@ -640,8 +651,6 @@ class EvolutionLoop:
         async with self._cond:
             self._remember(cand)
             if result is not None:
-                self._feedback[cand.id] = result.feedback
-                self._metrics[cand.id] = result.metrics
                 if result.status != "ok" and result.evaluations:
                     self._failures.append((cand, result.evaluations[-1]))
                     del self._failures[:-RECENT_FAILURES * 3]

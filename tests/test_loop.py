@@ -146,7 +146,7 @@ def test_loopback_llm_run_improves_and_records_calls(tmp_path, backend, request)
     calls = store.llm_calls_of(run.id)
     roles = Counter(c.role for c in calls)
     evaluated = [c for c in store.candidates_of_run(run.id) if c.state == "done" and c.iteration > 0]
-    assert roles["researcher"] >= 5 and roles["analyzer"] >= len(evaluated) >= 3
+    assert roles["researcher"] >= 5 and roles["analyzer"] >= len(evaluated) >= 2
     assert all(c.model == "stub-model" and c.response for c in calls)
     assert any(i.source == "analyzer" and i.run_id == run.id for i in store.insights(task="loop_task"))
     best = store.get_candidate(run.best_candidate_id)
