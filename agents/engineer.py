@@ -8,6 +8,7 @@ never compared with a full one.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import statistics
 from collections.abc import Callable
@@ -130,6 +131,28 @@ class Engineer:
         async with self.slot():
             return await self.sandbox.run(job)
 
+    async def _run_seeds(self, candidate: Candidate, stage: Stage) -> list[tuple[int, SandboxResult]]:
+        """Every seed of a stage as its own job, concurrently (each waits for a sandbox slot).
+        The first failure cancels the seeds still running: they would only cost time. Results
+        come back in seed order; cancelled seeds are left out."""
+        seeds = [self.job_seed(s) for s in stage.seeds]
+        tasks = [asyncio.create_task(self._run_job(self.job(candidate, stage, seed))) for seed in seeds]
+        got: dict[int, SandboxResult] = {}
+        pending = set(tasks)
+        try:
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    got[tasks.index(task)] = task.result()
+                if any(r.status != "ok" for r in got.values()):
+                    break
+        finally:
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+        return [(seeds[i], got[i]) for i in sorted(got)]
+
     async def evaluate(self, candidate: Candidate) -> EngineeringResult:
         evaluations: list[Evaluation] = []
         error = compile_error(candidate.code, self.task.program_name)
@@ -160,16 +183,12 @@ class Engineer:
         for stage in self.task.stages:
             stage_reached = stage.name
             results: list[SandboxResult] = []
-            for stage_seed in stage.seeds:
-                seed = self.job_seed(stage_seed)
-                result = await self._run_job(self.job(candidate, stage, seed))
+            for seed, result in await self._run_seeds(candidate, stage):
                 results.append(result)
                 gpu_seconds += result.gpu_seconds or result.runtime_s * self.task.resources.gpu
                 cost_usd += result.cost_usd
                 evaluations.append(_evaluation(candidate, self.run_id, stage.name, seed, result))
                 tails.append((result.stdout_tail, result.stderr_tail))
-                if result.status != "ok":
-                    break  # the other seeds would only cost time
             failed = next((r for r in results if r.status != "ok"), None)
             if failed is not None:
                 feedback = failed.feedback or failed.error or failed.stderr_tail[-1500:]
