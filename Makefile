@@ -20,7 +20,7 @@ RUN ?=
 CAND ?=
 PYTEST_ARGS ?=
 
-.PHONY: help setup venv docker-engine host-deps images evolve eval test lint bench reproduce report doctor clean
+.PHONY: help setup venv docker-engine host-deps images evolve test lint bench bench-gpu reproduce report doctor clean clean-store
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort
@@ -54,8 +54,13 @@ lint: venv ## ruff
 test: setup lint ## lint + every test, Docker-backed ones included (they fail, not skip, without an engine)
 	$(VENV)/bin/pytest -q -ra $(PYTEST_ARGS)
 
-bench: setup ## benchmarks: each prints JSON figures
-	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+BENCHES := store sandbox loop soak
+
+bench: setup ## benchmarks on this machine (store, sandbox, loop, soak): each prints JSON figures
+	@for b in $(BENCHES); do echo "== bench/$$b.py"; $(PY) bench/$$b.py || exit 1; done
+
+bench-gpu: venv ## the torch tasks at their GPU scale (on a CUDA machine; process sandbox)
+	$(PY) bench/gpu_tasks.py --scale gpu
 
 reproduce: setup ## re-run a candidate from its own image: CAND=<candidate id>
 	@test -n "$(CAND)" || { echo "usage: make reproduce CAND=<candidate id>"; exit 2; }
