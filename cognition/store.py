@@ -14,6 +14,7 @@ sees one consistent snapshot.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import threading
@@ -300,6 +301,15 @@ class CognitionStore:
                             txn.commit()
                         except lmdb.MapFullError:
                             txn.abort()
+                        except lmdb.Error as exc:
+                            txn.abort()
+                            # A full filesystem shows as EIO from mdb_txn_commit as often as ENOSPC.
+                            if _disk_full(self.path):
+                                raise StoreError(
+                                    f"store at {self.path}: no space left on device ({exc}); nothing "
+                                    "of this write was committed: free disk space and resume"
+                                ) from OSError(errno.ENOSPC, "No space left on device")
+                            raise
                         except BaseException:
                             txn.abort()
                             raise
@@ -503,3 +513,14 @@ class CognitionStore:
             self._env.copy(str(dest), compact=True)
         if self.blobs.root.exists():
             shutil.copytree(self.blobs.root, dest / "blobs", dirs_exist_ok=True)
+
+
+#: Below this many free bytes, a failed commit is reported as a full disk.
+DISK_FULL_BYTES = 1 << 20
+
+
+def _disk_full(path: Path) -> bool:
+    try:
+        return shutil.disk_usage(path).free < DISK_FULL_BYTES
+    except OSError:
+        return False
