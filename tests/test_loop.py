@@ -6,7 +6,10 @@ Resume after SIGKILL is checked against a run that was never killed (same seed).
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -168,6 +171,15 @@ def test_ctrl_c_stops_proposing_commits_in_flight_and_resumes(tmp_path):
     deadline = time.monotonic() + 300
     while _done_count(store_path) < 3 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
+    # `evolve status` from a second process while the run writes.
+    status = subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli", "status", "--store", str(store_path)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "COLUMNS": "200", "EVOFORGE_EMBEDDER": "lexical"},
+    )
+    assert status.returncode == 0, status.stderr
+    assert "running" in status.stdout and "of 40" in status.stdout, status.stdout
+    assert proc.poll() is None, "the run ended before it could be interrupted"
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
