@@ -31,7 +31,7 @@ venv: $(STAMP)/venv ## the .venv with evoforge and its dev extra
 
 $(STAMP)/venv: pyproject.toml
 	@mkdir -p $(STAMP)
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); bash scripts/host-deps.sh python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install --quiet --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
 	set -o pipefail; $(PY) -m pip install --quiet -e '.[dev]' 2>&1 | { grep -v '^WARNING: Location' || true; }
 	@touch $@

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Host tools: the image bootstrap needs debootstrap; the report tests render pages in headless
-# chromium. Installed from Debian packages when missing.
+# chromium. Installed from Debian packages when missing. Extra package names given as arguments
+# (e.g. python3-venv, when `python3 -m venv` fails) are installed when dpkg does not have them.
 set -euo pipefail
 missing=()
+for pkg in "$@"; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
 command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
 command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -eq 0 ]; then
